@@ -1,0 +1,189 @@
+"""Settings for bot-analytics, read from config.yaml.
+
+Every key has a default, so an empty file (or no file) is a valid configuration.
+Unknown keys are errors: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DATABASE_URL_ENV = "BOT_ANALYTICS_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite:///bot_analytics.sqlite3"
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is wrong; the message says what and where."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = DEFAULT_DATABASE_URL
+    #: Apply Alembic migrations when the plugin starts. ``None`` means "yes for SQLite,
+    #: no for server databases", where schema changes are usually a deploy step.
+    auto_migrate: bool | None = None
+    echo: bool = False
+    #: SQLite busy timeout: how long a writer waits for a lock before failing.
+    busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+class TenantSettings(_Section):
+    #: Tenant of every bot not listed under ``bots``.
+    default: str = Field(default="default", min_length=1, max_length=64)
+    #: Bot id (the number before the colon in its token) -> tenant id.
+    bots: dict[int, str] = Field(default_factory=dict)
+
+    def tenant_of(self, bot_id: int) -> str:
+        return self.bots.get(bot_id, self.default)
+
+
+class WriterSettings(_Section):
+    queue_size: int = Field(default=10_000, ge=1)
+    flush_at: int = Field(default=500, ge=1)
+    flush_interval: float = Field(default=1.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    backoff_initial: float = Field(default=0.1, gt=0)
+    backoff_max: float = Field(default=10.0, gt=0)
+    #: Batches that cannot be written while the database is away are appended here
+    #: (already redacted) and replayed in order once it is back.
+    spool_path: str = "bot_analytics.spool"
+    #: How long a graceful shutdown waits for the queue to drain.
+    shutdown_timeout: float = Field(default=30.0, gt=0)
+
+
+class PrivacySettings(_Section):
+    store_text: bool = True
+    redact: bool = True
+    pseudonymize_members: bool = False
+    #: Environment variable holding the pseudonymisation key.
+    secret_env: str = "BOT_ANALYTICS_SECRET"
+    #: Register end-user ``/optout`` and ``/optin`` commands.
+    optout_commands: bool = False
+
+
+class IntentRule(_Section):
+    keywords: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+
+
+class IntentSettings(_Section):
+    #: Keyword and regular-expression rules; they override the model.
+    rules: dict[str, IntentRule] = Field(default_factory=dict)
+    #: Inline-button callback data prefix -> intent (longest prefix wins).
+    callback_prefixes: dict[str, str] = Field(default_factory=dict)
+    #: Path of a trained intent classifier (``bot-analytics intents train``).
+    model: str | None = None
+    unknown_label: str = "unknown"
+
+
+class SentimentSettings(_Section):
+    enabled: bool = True
+    #: Languages the analyzer understands (VADER: English). Text the user's Telegram
+    #: ``language_code`` or its script marks as another language gets no sentiment.
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    use_language_code: bool = True
+
+
+class MetricSettings(_Section):
+    session_timeout_minutes: float = Field(default=30.0, gt=0)
+    attribution_window_hours: float = Field(default=24.0, gt=0)
+
+
+class Settings(_Section):
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    tenants: TenantSettings = Field(default_factory=TenantSettings)
+    writer: WriterSettings = Field(default_factory=WriterSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    intents: IntentSettings = Field(default_factory=IntentSettings)
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
+    metrics: MetricSettings = Field(default_factory=MetricSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database_may_be_a_url(cls, value: Any) -> Any:
+        # ``database: sqlite:///x.db`` is accepted as a shorthand for ``{url: ...}``.
+        return {"url": value} if isinstance(value, str) else value
+
+
+def _describe(error: dict[str, Any], data: Any) -> str:
+    loc = [str(p) for p in error["loc"]]
+    where = ".".join(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        parent: Any = data
+        model: Any = Settings
+        for part in loc[:-1]:
+            parent = parent.get(part, {}) if isinstance(parent, dict) else {}
+            field = model.model_fields.get(part) if model is not None else None
+            annotation = field.annotation if field is not None else None
+            model = annotation if isinstance(annotation, type) and issubclass(
+                annotation, BaseModel) else None
+        known = list(model.model_fields) if model is not None else []
+        hint = difflib.get_close_matches(loc[-1], known, n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        valid = f"; valid keys here: {', '.join(known)}" if known else ""
+        return f"unknown key '{where}'{suggestion}{valid}"
+    return f"'{where}': {error['msg']}"
+
+
+def parse_settings(data: Any, source: str = "<settings>") -> Settings:
+    """Validate a mapping as Settings; errors name the key and the source."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, "
+                          f"got {type(data).__name__}")
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(e, data) for e in exc.errors()]  # type: ignore[arg-type]
+        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+    override = os.environ.get(DATABASE_URL_ENV)
+    if override:
+        settings = settings.model_copy(
+            update={"database": settings.database.model_copy(update={"url": override})})
+    return settings
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings from a YAML file.
+
+    With ``path=None`` the file ``config.yaml`` in the working directory is read when it
+    exists; otherwise every default applies (a SQLite file in the working directory).
+    ``BOT_ANALYTICS_DATABASE_URL`` overrides ``database.url``.
+    """
+    if path is None:
+        candidate = Path("config.yaml")
+        if not candidate.exists():
+            return parse_settings({}, "defaults")
+        path = candidate
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: configuration file not found") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from None
+    return parse_settings(data, str(file))

@@ -1,0 +1,120 @@
+"""Intent detection for captured interactions.
+
+The writer calls an :class:`IntentDetector` on each batch. The default one applies, in
+order: commands (``/start`` is its own intent), keyword and pattern rules from
+config.yaml, callback-data prefixes, and then a trained text model when one is
+configured; text nothing matches is ``unknown``. Interactions without text get a fixed
+intent naming what they are (``callback``, ``payment``, ``checkout``, ``media``, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import IntentRule
+from ..events import InteractionEvent
+
+#: Intents of interactions that carry no text for a model to read.
+EVENT_TYPE_INTENTS = {
+    "successful_payment": "payment",
+    "pre_checkout_query": "checkout",
+    "poll_answer": "poll_answer",
+    "callback_query": "callback",
+}
+MEDIA_INTENT = "media"
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    intent: str
+    confidence: float
+
+
+class TextIntentModel(Protocol):
+    """A trained model that labels texts (``unknown`` for out-of-scope ones)."""
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+
+
+class IntentDetector(Protocol):
+    """Labels a batch of interactions; ``None`` leaves an interaction without intent."""
+
+    def detect(self, events: Sequence[InteractionEvent]) -> list[Prediction | None]: ...
+
+
+class RuleSet:
+    """Keyword and regular-expression rules; the first rule (in config order) that
+    matches a text wins. Keywords match whole words, case-insensitively."""
+
+    def __init__(self, rules: Mapping[str, IntentRule]):
+        self._compiled: list[tuple[str, re.Pattern[str]]] = []
+        for intent, rule in rules.items():
+            parts = [r"\b" + re.escape(k.strip()) + r"\b" for k in rule.keywords if k.strip()]
+            for pattern in rule.patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(
+                        f"intents.rules.{intent}.patterns: invalid regular expression "
+                        f"{pattern!r}: {exc}") from None
+                parts.append(f"(?:{pattern})")
+            if parts:
+                self._compiled.append((intent, re.compile("|".join(parts), re.IGNORECASE)))
+
+    def __bool__(self) -> bool:
+        return bool(self._compiled)
+
+    def match(self, text: str) -> str | None:
+        for intent, regex in self._compiled:
+            if regex.search(text):
+                return intent
+        return None
+
+
+class DefaultIntentDetector:
+    """Commands, rules, callback prefixes, then an optional text model."""
+
+    def __init__(self, rules: Mapping[str, IntentRule] | None = None,
+                 callback_prefixes: Mapping[str, str] | None = None,
+                 model: TextIntentModel | None = None, unknown_label: str = "unknown"):
+        self.rules = RuleSet(rules or {})
+        # Longest prefix first, so "buy:premium" beats "buy".
+        self._prefixes = sorted((callback_prefixes or {}).items(), key=lambda kv: -len(kv[0]))
+        self.model = model
+        self.unknown_label = unknown_label
+
+    def _callback_intent(self, data: str | None) -> str:
+        if data:
+            for prefix, intent in self._prefixes:
+                if data.startswith(prefix):
+                    return intent
+        return EVENT_TYPE_INTENTS["callback_query"]
+
+    def detect(self, events: Sequence[InteractionEvent]) -> list[Prediction | None]:
+        out: list[Prediction | None] = [None] * len(events)
+        for_model: list[int] = []
+        for i, ev in enumerate(events):
+            if ev.command:
+                out[i] = Prediction(ev.command, 1.0)
+            elif ev.event_type == "callback_query":
+                out[i] = Prediction(self._callback_intent(ev.callback_data), 1.0)
+            elif ev.event_type in EVENT_TYPE_INTENTS:
+                out[i] = Prediction(EVENT_TYPE_INTENTS[ev.event_type], 1.0)
+            elif not ev.text or not ev.text.strip():
+                out[i] = Prediction(MEDIA_INTENT, 1.0)
+            else:
+                ruled = self.rules.match(ev.text) if self.rules else None
+                if ruled is not None:
+                    out[i] = Prediction(ruled, 1.0)
+                elif self.model is not None:
+                    for_model.append(i)
+                else:
+                    out[i] = Prediction(self.unknown_label, 0.0)
+        if for_model and self.model is not None:
+            preds = self.model.predict([events[i].text or "" for i in for_model])
+            for i, pred in zip(for_model, preds, strict=True):
+                out[i] = pred
+        return out

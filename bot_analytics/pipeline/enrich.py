@@ -1,0 +1,221 @@
+"""Turn captured events into storable rows: intent, sentiment, redaction,
+pseudonymisation and opt-out filtering. Runs in the writer's worker thread."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import ConfigError, Settings
+from ..events import InteractionEvent, MemberEvent
+from ..nlp.intents import IntentDetector, Prediction
+from ..nlp.redact import clean_text, redact
+from ..nlp.sentiment import SentimentAnalyzer, label_for
+
+log = logging.getLogger("bot_analytics.enrich")
+
+#: Event types whose text a person typed (KPIS.md: text interactions).
+TEXT_EVENT_TYPES = frozenset({"message", "edited_message", "inline_query"})
+ESCALATE_INTENT = "escalate"
+_MAX = {"command": 64, "language_code": 16, "error": 128, "payload": 64, "intent": 64}
+
+
+class Pseudonymizer:
+    """Keyed hash of Telegram ids: the same person always maps to the same 63-bit id,
+    which cannot be turned back into the user id without the key."""
+
+    def __init__(self, secret: bytes | None):
+        self._key = secret
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pseudonymizer:
+        if not settings.privacy.pseudonymize_members:
+            return cls(None)
+        secret = os.environ.get(settings.privacy.secret_env)
+        if not secret:
+            raise ConfigError(
+                f"privacy.pseudonymize_members is on, but the environment variable "
+                f"{settings.privacy.secret_env} (privacy.secret_env) holding its key is not set")
+        return cls(secret.encode())
+
+    @property
+    def enabled(self) -> bool:
+        return self._key is not None
+
+    def member(self, user_id: int) -> int:
+        if self._key is None:
+            return user_id
+        digest = hmac.new(self._key, str(user_id).encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+    def chat(self, chat_id: int | None, chat_type: str | None) -> int | None:
+        # A private chat's id is the user's id, so it is hashed the same way.
+        if chat_id is None or chat_type != "private":
+            return chat_id
+        return self.member(chat_id)
+
+
+@dataclass
+class PreparedBatch:
+    """Rows ready to insert; also the unit written to and replayed from the spool."""
+
+    interactions: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    member_events: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        """Captured events in the batch (``start`` rows derive from a /start
+        interaction and are not counted again)."""
+        return len(self.interactions) + sum(1 for e in self.member_events
+                                            if e["kind"] != "start")
+
+
+@dataclass
+class EnrichStats:
+    enrichment_failures: int = 0
+    filtered_opt_out: int = 0
+    row_failures: int = 0
+
+
+def _short(value: str | None, key: str) -> str | None:
+    if value is None:
+        return None
+    return clean_text(value)[: _MAX[key]]
+
+
+class Enricher:
+    def __init__(self, settings: Settings, detector: IntentDetector,
+                 analyzer: SentimentAnalyzer | None, pseudonymizer: Pseudonymizer):
+        self.settings = settings
+        self.detector = detector
+        self.analyzer = analyzer
+        self.pseudo = pseudonymizer
+        self.opted_out: set[tuple[str, int]] = set()
+        self.stats = EnrichStats()
+
+    # -- text -------------------------------------------------------------------------
+    def _store_text(self, text: str | None) -> str | None:
+        if text is None or not self.settings.privacy.store_text:
+            return None
+        text = clean_text(text)
+        return redact(text) if self.settings.privacy.redact else text
+
+    # -- steps --------------------------------------------------------------------------
+    def _intents(self, events: Sequence[InteractionEvent]) -> list[Prediction | None]:
+        try:
+            preds = self.detector.detect(events)
+            if len(preds) != len(events):
+                raise ValueError(f"intent detector returned {len(preds)} results "
+                                 f"for {len(events)} events")
+            return preds
+        except Exception:
+            log.exception("intent detection failed for a batch of %d events", len(events))
+            self.stats.enrichment_failures += len(events)
+            return [None] * len(events)
+
+    def _sentiments(self, events: Sequence[InteractionEvent]) -> list[float | None]:
+        out: list[float | None] = [None] * len(events)
+        if self.analyzer is None or not self.settings.sentiment.enabled:
+            return out
+        idx = [i for i, e in enumerate(events) if e.event_type in TEXT_EVENT_TYPES and e.text]
+        if not idx:
+            return out
+        try:
+            scores = self.analyzer.scores([clean_text(events[i].text or "") for i in idx],
+                                          [events[i].language_code for i in idx])
+        except Exception:
+            log.exception("sentiment analysis failed for a batch of %d texts", len(idx))
+            self.stats.enrichment_failures += len(idx)
+            return out
+        for i, score in zip(idx, scores, strict=True):
+            out[i] = score
+        return out
+
+    def prepare(self, items: Iterable[InteractionEvent | MemberEvent]) -> PreparedBatch:
+        interactions: list[InteractionEvent] = []
+        lifecycle: list[MemberEvent] = []
+        pseudo = self.pseudo
+        for item in items:
+            member = pseudo.member(item.member_id)
+            if (item.tenant_id, member) in self.opted_out:
+                self.stats.filtered_opt_out += 1
+                continue
+            (interactions if isinstance(item, InteractionEvent) else lifecycle).append(item)
+
+        batch = PreparedBatch()
+        members: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+        def touch(tenant: str, bot: int, member: int, ts: Any, lang: str | None,
+                  campaign: str | None) -> None:
+            key = (tenant, bot, member)
+            row = members.get(key)
+            if row is None:
+                members[key] = {"tenant_id": tenant, "bot_id": bot, "member_id": member,
+                                "first_seen": ts, "last_seen": ts, "language_code": lang,
+                                "campaign": campaign, "blocked": False, "opted_out": False}
+                return
+            row["first_seen"] = min(row["first_seen"], ts)
+            row["last_seen"] = max(row["last_seen"], ts)
+            row["language_code"] = lang or row["language_code"]
+            row["campaign"] = row["campaign"] or campaign
+
+        if interactions:
+            intents = self._intents(interactions)
+            sentiments = self._sentiments(interactions)
+            for ev, pred, score in zip(interactions, intents, sentiments, strict=True):
+                try:
+                    member = pseudo.member(ev.member_id)
+                    chat = pseudo.chat(ev.chat_id, ev.chat_type)
+                    intent = ev.intent_override or (pred.intent if pred else None)
+                    confidence = (1.0 if ev.intent_override else
+                                  (pred.confidence if pred else None))
+                    lang = _short(ev.language_code, "language_code")
+                    is_start = ev.command == "/start"
+                    payload = _short(ev.command_args, "payload") if is_start else None
+                    batch.interactions.append({
+                        "tenant_id": ev.tenant_id, "bot_id": ev.bot_id,
+                        "update_id": ev.update_id, "event_type": ev.event_type, "ts": ev.ts,
+                        "chat_id": chat, "chat_type": ev.chat_type, "member_id": member,
+                        "language_code": lang, "text": self._store_text(ev.text),
+                        "command": _short(ev.command, "command"),
+                        "intent": _short(intent, "intent"), "intent_confidence": confidence,
+                        "sentiment": label_for(score) if score is not None else None,
+                        "sentiment_score": score, "handled": ev.handled,
+                        "error": _short(ev.error, "error"),
+                        "handler_time_ms": ev.handler_time_ms,
+                        "response_text": self._store_text(ev.response_text),
+                        "response_time_ms": ev.response_time_ms,
+                        "reply_count": ev.reply_count, "session_id": None,
+                        "escalated": ev.escalated or intent == ESCALATE_INTENT,
+                        "monetization_event": False,
+                    })
+                    touch(ev.tenant_id, ev.bot_id, member, ev.ts, lang, payload)
+                    if is_start:
+                        batch.member_events.append({
+                            "tenant_id": ev.tenant_id, "bot_id": ev.bot_id,
+                            "update_id": ev.update_id, "ts": ev.ts, "member_id": member,
+                            "chat_id": chat, "kind": "start", "payload": payload})
+                except Exception:
+                    log.exception("could not prepare update %s of bot %s; it is not stored",
+                                  ev.update_id, ev.bot_id)
+                    self.stats.row_failures += 1
+
+        for me in lifecycle:
+            member = pseudo.member(me.member_id)
+            batch.member_events.append({
+                "tenant_id": me.tenant_id, "bot_id": me.bot_id, "update_id": me.update_id,
+                "ts": me.ts, "member_id": member,
+                "chat_id": pseudo.chat(me.chat_id, "private") if me.chat_id == me.member_id
+                else me.chat_id,
+                "kind": me.kind, "payload": _short(me.payload, "payload")})
+            touch(me.tenant_id, me.bot_id, member, me.ts, None, None)
+            row = members[(me.tenant_id, me.bot_id, member)]
+            if me.kind in ("blocked", "unblocked"):
+                row["blocked"] = me.kind == "blocked"
+        batch.members = list(members.values())
+        return batch

@@ -1,0 +1,255 @@
+"""The public entry point: ``Analytics(settings).setup(dp)``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from .capture.context import UpdateContext
+from .capture.extract import read_update
+from .capture.middleware import CaptureMiddleware
+from .capture.requests import ReplyMiddleware
+from .config import ConfigError, Settings, load_config, parse_settings
+from .events import Skipped
+from .nlp.intents import DefaultIntentDetector, IntentDetector
+from .nlp.sentiment import SentimentAnalyzer, VaderAnalyzer
+from .pipeline.enrich import Enricher, PreparedBatch, Pseudonymizer
+from .pipeline.spool import Spool
+from .pipeline.writer import SchemaNotReady, Writer
+from .storage import db
+from .storage.queries import BatchStore
+
+log = logging.getLogger("bot_analytics")
+
+#: Update types the plugin records; ask Telegram for these (see ``allowed_updates``).
+RECORDED_UPDATE_TYPES = (
+    "message", "edited_message", "callback_query", "inline_query", "chosen_inline_result",
+    "pre_checkout_query", "poll_answer", "my_chat_member",
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Analytics:
+    """Analytics for an aiogram 3 bot.
+
+    >>> analytics = Analytics.from_config("config.yaml")   # doctest: +SKIP
+    >>> analytics.setup(dp)                                # doctest: +SKIP
+
+    ``clock`` returns the time an update counts as received (aware UTC); simulations
+    and tests pass their own. ``intent_detector`` and ``sentiment_analyzer`` replace the
+    defaults built from the settings.
+    """
+
+    def __init__(self, settings: Settings | None = None, *,
+                 clock: Callable[[], datetime] | None = None,
+                 intent_detector: IntentDetector | None = None,
+                 sentiment_analyzer: SentimentAnalyzer | None = None,
+                 engine: Engine | None = None):
+        self.settings = settings if settings is not None else parse_settings({}, "defaults")
+        s = self.settings
+        self.clock = clock or _utcnow
+        self._engine = engine
+        self._pseudo = Pseudonymizer.from_settings(s)
+        detector = intent_detector or self._default_detector(s)
+        analyzer = sentiment_analyzer
+        if analyzer is None and s.sentiment.enabled:
+            analyzer = VaderAnalyzer(s.sentiment.languages, s.sentiment.use_language_code)
+        self.enricher = Enricher(s, detector, analyzer, self._pseudo)
+        self._store: BatchStore | None = None
+        w = s.writer
+        self.writer = Writer(
+            enricher=self.enricher, write=self._write_batch, spool=Spool(w.spool_path),
+            queue_size=w.queue_size, flush_at=w.flush_at, flush_interval=w.flush_interval,
+            max_retries=w.max_retries, backoff_initial=w.backoff_initial,
+            backoff_max=w.backoff_max, prepare_store=self._prepare_store)
+        self._bots: dict[Any, tuple[int, str]] = {}
+        self._sessions: set[int] = set()
+        self._last_failure_log = 0.0
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any
+                    ) -> Analytics:
+        """Build from a config.yaml (``None``: ./config.yaml if present, else defaults)."""
+        return cls(load_config(path), **kwargs)
+
+    @staticmethod
+    def _default_detector(s: Settings) -> IntentDetector:
+        try:
+            model = None
+            if s.intents.model:
+                from .nlp.model import load_model
+
+                model = load_model(s.intents.model)
+            return DefaultIntentDetector(s.intents.rules, s.intents.callback_prefixes,
+                                         model, s.intents.unknown_label)
+        except ValueError as exc:
+            raise ConfigError(f"intents: {exc}") from None
+
+    # -- database -------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            d = self.settings.database
+            self._engine = db.create_db_engine(d.url, echo=d.echo,
+                                               busy_timeout_ms=d.busy_timeout_ms)
+        return self._engine
+
+    @property
+    def store(self) -> BatchStore:
+        if self._store is None:
+            timeout = timedelta(minutes=self.settings.metrics.session_timeout_minutes)
+            self._store = BatchStore(self.engine, timeout)
+        return self._store
+
+    def _prepare_store(self) -> None:
+        """Runs in the writer thread before the first write (and again until it works)."""
+        if self.settings.database.migrate_on_start:
+            db.upgrade(self.engine)
+        else:
+            current, head = db.current_revision(self.engine), db.head_revision()
+            if current != head:
+                raise SchemaNotReady(
+                    f"the database schema is at revision {current}, this version needs "
+                    f"{head}: run `bot-analytics db upgrade` (events are spooled meanwhile)")
+        self.enricher.opted_out = self.store.load_opt_outs()
+
+    def _write_batch(self, batch: PreparedBatch) -> None:
+        self.store.write(batch.interactions, batch.members, batch.member_events)
+
+    # -- wiring ---------------------------------------------------------------------
+    def setup(self, dispatcher: Any) -> Analytics:
+        """Register everything on an aiogram ``Dispatcher``: the capture middleware,
+        reply capture on every bot it starts with, writer start-up and shutdown flush,
+        and (when enabled) the ``/optout`` and ``/optin`` commands."""
+        dispatcher.update.outer_middleware(CaptureMiddleware(self))
+        dispatcher.startup.register(self._on_startup)
+        dispatcher.shutdown.register(self._on_shutdown)
+        if self.settings.privacy.optout_commands:
+            from .capture.optout import optout_router
+
+            dispatcher.include_router(optout_router())
+        return self
+
+    def instrument(self, bot: Any) -> Any:
+        """Capture the replies of a bot (done automatically for bots the dispatcher
+        starts with; call it for bots used outside, such as a webhook's)."""
+        session = bot.session
+        if id(session) not in self._sessions:
+            session.middleware(ReplyMiddleware(self))
+            self._sessions.add(id(session))
+        return bot
+
+    def allowed_updates(self, dispatcher: Any | None = None) -> list[str]:
+        """Update types to ask Telegram for: the dispatcher's own plus those the plugin
+        records. ``dp.start_polling(bot, allowed_updates=analytics.allowed_updates(dp))``"""
+        used = set(dispatcher.resolve_used_update_types()) if dispatcher is not None else set()
+        return sorted(used | set(RECORDED_UPDATE_TYPES))
+
+    async def _on_startup(self, **data: Any) -> None:
+        bots: Iterable[Any] = data.get("bots") or ([data["bot"]] if "bot" in data else [])
+        for bot in bots:
+            self.instrument(bot)
+        await self.start()
+
+    async def _on_shutdown(self, **_: Any) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start the background writer (setup() does this on dispatcher start-up)."""
+        await self.writer.start()
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything captured so far is written (or spooled)."""
+        return await self.writer.flush(timeout)
+
+    async def close(self, timeout: float | None = None) -> bool:
+        """Flush and stop the writer; for bots that don't use the dispatcher's lifecycle."""
+        return await self.writer.close(timeout or self.settings.writer.shutdown_timeout)
+
+    def health(self) -> dict[str, Any]:
+        """Counters of the capture pipeline."""
+        return self.writer.health()
+
+    # -- the hot path's helpers -------------------------------------------------------
+    def _bot_identity(self, bot: Any) -> tuple[int, str]:
+        ident = self._bots.get(bot)
+        if ident is None:
+            bot_id = bot.id
+            ident = (bot_id, self.settings.tenants.tenant_of(bot_id))
+            self._bots[bot] = ident
+            self.instrument(bot)
+        return ident
+
+    def _begin(self, update: Any, data: dict[str, Any], t0: float) -> UpdateContext:
+        bot = data["bot"]
+        bot_id, tenant = self._bot_identity(bot)
+        return UpdateContext(self, read_update(update), update.update_id, bot, bot_id, tenant,
+                             t0, self.clock())
+
+    def _failed_context(self, update: Any, data: dict[str, Any], t0: float,
+                        error: Exception) -> UpdateContext:
+        self._capture_failed("reading update %s: %s", getattr(update, "update_id", "?"),
+                             error)
+        return UpdateContext(self, Skipped("capture_error"), getattr(update, "update_id", 0),
+                             data.get("bot"), 0, self.settings.tenants.default, t0,
+                             _utcnow())
+
+    def _capture_failed(self, message: str, *args: Any) -> None:
+        self.writer.counters.capture_failures += 1
+        now = time.monotonic()
+        if now - self._last_failure_log > 10:  # a broken plugin must not flood the log
+            self._last_failure_log = now
+            log.exception("bot-analytics: " + message, *args)
+
+    # -- members ----------------------------------------------------------------------------
+    def stored_member_id(self, member_id: int) -> int:
+        """The id under which a Telegram user is stored (a keyed hash when
+        pseudonymisation is on)."""
+        return self._pseudo.member(member_id)
+
+    async def opt_out(self, member_id: int, *, tenant_id: str | None = None,
+                      bot_id: int | None = None) -> None:
+        """Stop recording a member (Telegram user id) for a tenant."""
+        await self._set_opt_out(member_id, True, tenant_id, bot_id)
+
+    async def opt_in(self, member_id: int, *, tenant_id: str | None = None,
+                     bot_id: int | None = None) -> None:
+        await self._set_opt_out(member_id, False, tenant_id, bot_id)
+
+    async def _set_opt_out(self, member_id: int, value: bool, tenant_id: str | None,
+                           bot_id: int | None) -> None:
+        tenant = tenant_id or self.settings.tenants.default
+        stored = self.stored_member_id(member_id)
+        key = (tenant, stored)
+        if value:
+            self.enricher.opted_out.add(key)
+        else:
+            self.enricher.opted_out.discard(key)
+
+        def work() -> None:
+            self.writer._ensure_store()
+            self.store.set_opt_out(tenant, stored, value, self.clock(), bot_id)
+
+        await self.writer.run_in_worker(work)
+
+    async def forget(self, member_id: int, *, tenant_id: str | None = None) -> dict[str, int]:
+        """Erase a member's rows from every table (after flushing what is queued)."""
+        await self.flush(self.settings.writer.shutdown_timeout)
+        stored = self.stored_member_id(member_id)
+
+        def work() -> dict[str, int]:
+            with self.engine.begin() as conn:
+                deleted = db.delete_member(conn, tenant_id, stored)
+            self.store.sessions.forget(stored)
+            return deleted
+
+        return await self.writer.run_in_worker(work)  # type: ignore[no-any-return]

@@ -1,0 +1,130 @@
+"""Engines, connection settings, migrations, and the few statements whose SQL differs
+between SQLite and PostgreSQL. Everything dialect-specific lives here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from .models import metadata
+
+log = logging.getLogger("bot_analytics.storage")
+
+
+def create_db_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 5000) -> Engine:
+    """Create an engine; SQLite gets WAL mode, a busy timeout and NORMAL sync."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, echo=echo,
+                                  connect_args={"timeout": busy_timeout_ms / 1000})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"database dialect {conn.dialect.name!r} is not supported")
+
+
+def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows, skipping any that violate a unique constraint (redelivered updates)."""
+    if rows:
+        conn.execute(_insert(conn, table).on_conflict_do_nothing(), list(rows))
+
+
+def upsert_members(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert members or widen their first/last seen; keep the first campaign."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    ex = stmt.excluded
+    greatest, least = ((sa.func.greatest, sa.func.least) if conn.dialect.name == "postgresql"
+                       else (sa.func.max, sa.func.min))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "bot_id", "member_id"],
+        set_={
+            "first_seen": least(table.c.first_seen, ex.first_seen),
+            "last_seen": greatest(table.c.last_seen, ex.last_seen),
+            "language_code": sa.func.coalesce(ex.language_code, table.c.language_code),
+            "campaign": sa.func.coalesce(table.c.campaign, ex.campaign),
+        },
+    )
+    conn.execute(stmt, list(rows))
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    location = resources.files("bot_analytics.migrations")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(location))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+#: Tables ``forget`` keeps: an opt-out is the member's standing choice, not their data.
+KEEP_ON_FORGET = frozenset({"opt_outs"})
+
+
+def delete_member(conn: Connection, tenant_id: str | None, member_id: int) -> dict[str, int]:
+    """Delete a member's rows from every table that has a ``member_id`` column."""
+    deleted: dict[str, int] = {}
+    for table in metadata.sorted_tables:
+        if "member_id" not in table.c or table.name in KEEP_ON_FORGET:
+            continue
+        cond = table.c.member_id == member_id
+        if tenant_id is not None:
+            cond = sa.and_(cond, table.c.tenant_id == tenant_id)
+        result = conn.execute(sa.delete(table).where(cond))
+        deleted[table.name] = result.rowcount or 0
+    return deleted
+

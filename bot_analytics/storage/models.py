@@ -1,0 +1,126 @@
+"""SQLModel tables. Column meanings are documented in docs/schema.md.
+
+Every table carries ``tenant_id``. Timestamps are timezone-aware UTC on the Python
+side on every database (SQLite stores them as ISO text in UTC).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend; naive values are refused."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: bot-analytics stores aware UTC times")
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: store UTC wall time so text order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, not BIGINT.
+BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Interaction(SQLModel, table=True):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "bot_id", "update_id", name="uq_interactions_update"),
+        sa.Index("ix_interactions_tenant_bot_ts", "tenant_id", "bot_id", "ts"),
+        sa.Index("ix_interactions_member", "tenant_id", "member_id", "chat_id", "ts"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    bot_id: int = Field(sa_type=sa.BigInteger)
+    update_id: int = Field(sa_type=sa.BigInteger)
+    event_type: str = Field(sa_type=sa.String(32))
+    ts: datetime = _ts()
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    chat_type: str | None = Field(default=None, sa_type=sa.String(16))
+    member_id: int = Field(sa_type=sa.BigInteger)
+    language_code: str | None = Field(default=None, sa_type=sa.String(16))
+    text: str | None = Field(default=None, sa_type=sa.Text)
+    command: str | None = Field(default=None, sa_type=sa.String(64))
+    intent: str | None = Field(default=None, sa_type=sa.String(64))
+    intent_confidence: float | None = Field(default=None, sa_type=sa.Float)
+    sentiment: str | None = Field(default=None, sa_type=sa.String(8))
+    sentiment_score: float | None = Field(default=None, sa_type=sa.Float)
+    handled: bool = Field(sa_type=sa.Boolean)
+    error: str | None = Field(default=None, sa_type=sa.String(128))
+    handler_time_ms: float = Field(sa_type=sa.Float)
+    response_text: str | None = Field(default=None, sa_type=sa.Text)
+    response_time_ms: float | None = Field(default=None, sa_type=sa.Float)
+    reply_count: int = Field(default=0, sa_type=sa.Integer)
+    session_id: str | None = Field(default=None, sa_type=sa.String(64), index=True)
+    escalated: bool = Field(default=False, sa_type=sa.Boolean)
+    monetization_event: bool = Field(default=False, sa_type=sa.Boolean)
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "members"
+
+    tenant_id: str = Field(sa_type=sa.String(64), primary_key=True)
+    bot_id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    member_id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    first_seen: datetime = _ts()
+    last_seen: datetime = _ts()
+    language_code: str | None = Field(default=None, sa_type=sa.String(16))
+    campaign: str | None = Field(default=None, sa_type=sa.String(64))
+    blocked: bool = Field(default=False, sa_type=sa.Boolean)
+    opted_out: bool = Field(default=False, sa_type=sa.Boolean)
+
+
+class MemberEventRow(SQLModel, table=True):
+    __tablename__ = "member_events"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "bot_id", "update_id", "kind",
+                            name="uq_member_events_update"),
+        sa.Index("ix_member_events_member", "tenant_id", "member_id", "ts"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    bot_id: int = Field(sa_type=sa.BigInteger)
+    update_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    ts: datetime = _ts()
+    member_id: int = Field(sa_type=sa.BigInteger)
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    kind: str = Field(sa_type=sa.String(16))
+    payload: str | None = Field(default=None, sa_type=sa.String(64))
+
+
+class OptOut(SQLModel, table=True):
+    """Members who asked not to be recorded, per tenant (stored member ids)."""
+
+    __tablename__ = "opt_outs"
+
+    tenant_id: str = Field(sa_type=sa.String(64), primary_key=True)
+    member_id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    ts: datetime = _ts()
+
+
+metadata = SQLModel.metadata

@@ -1,0 +1,1 @@
+"""Alembic migrations for bot-analytics (installed as ``bot_analytics.migrations``)."""
