@@ -1,0 +1,320 @@
+"""``bot-analytics demo``: the example shop bot, the offline Telegram, and a few hundred
+simulated people over 30 days of simulated time, recorded on the embedded SQLite.
+
+The simulation plants known behaviour that the analyses should find: people who ask
+about prices and then open the shop buy far more often; people who arrive through the
+``spring_promo`` link buy more; complaints about late orders are often followed by a
+request for a human; some unhappy people block the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from .config import parse_settings
+from .emulator import SimUser, TelegramEmulator
+from .plugin import Analytics
+
+log = logging.getLogger("bot_analytics.demo")
+
+DEMO_INTENT_RULES = {
+    "escalate": {"keywords": ["human", "agent", "operator", "real person"]},
+    "greeting": {"keywords": ["hi", "hello", "hey"]},
+    "complaint": {"keywords": ["late", "broken", "terrible", "awful", "wrong", "angry"]},
+    "delivery": {"keywords": ["delivery", "deliver", "shipping", "ship"]},
+    "pricing": {"keywords": ["price", "prices", "cost", "how much", "plans"]},
+    "refund": {"keywords": ["refund"]},
+    "thanks": {"keywords": ["thanks", "thank you", "great", "love"]},
+}
+
+GREETINGS = ["hi", "hello there", "hey!", "Hi, I have a question"]
+PRICE_QUESTIONS = ["how much is premium?", "what are your prices?", "what plans do you have",
+                   "how much does it cost?"]
+DELIVERY_QUESTIONS = ["how long does delivery take?", "do you ship to Canada?",
+                      "when will my order ship?"]
+COMPLAINTS = ["my order is late again, this is terrible", "the item arrived broken!!",
+              "this is awful, wrong size delivered", "I'm angry, my package is late"]
+ESCALATIONS = ["I want to talk to a human", "get me a real person please", "operator!",
+               "can I speak to an agent?"]
+THANKS = ["thanks, great service!", "thank you, I love it", "great, thanks :)"]
+UNKNOWN = ["do you sell bikes?", "what's the weather like", "asdf", "is this a bot?",
+           "tell me a joke", "can I pay with crypto?"]
+
+
+@dataclass(order=True)
+class _Action:
+    at: datetime
+    seq: int
+    user: int = field(compare=False)
+    kind: str = field(compare=False)
+    arg: Any = field(compare=False, default=None)
+
+
+class SimClock:
+    """The simulation's time; the plugin and the emulator read it."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def timestamp(self) -> float:
+        return self.now.timestamp()
+
+
+def plan_actions(users: int, days: int, start: datetime, seed: int) -> list[_Action]:
+    """Who does what when: a list of actions in time order, reproducible from the seed."""
+    rng = random.Random(seed)
+    actions: list[_Action] = []
+    seq = 0
+
+    def add(at: datetime, user: int, kind: str, arg: Any = None) -> None:
+        nonlocal seq
+        actions.append(_Action(at, seq, user, kind, arg))
+        seq += 1
+
+    for user in range(users):
+        campaign = rng.choices([None, "spring_promo", "partner_blog"], [55, 30, 15])[0]
+        persona = rng.choices(["browser", "shopper", "support"], [40, 25, 35])[0]
+        arrive = start + timedelta(days=rng.uniform(0, days - 1), minutes=rng.uniform(0, 60))
+        visits = 1 + (rng.random() < 0.55) + (rng.random() < 0.3) + (rng.random() < 0.15)
+        day = arrive
+        for visit in range(visits):
+            t = day
+            if visit == 0:
+                add(t, user, "start", campaign)
+                t += timedelta(minutes=rng.uniform(1, 3))
+            script: list[tuple[str, Any]] = []
+            if persona == "shopper" or (persona == "browser" and rng.random() < 0.2):
+                if rng.random() < 0.7:
+                    script.append(("text", rng.choice(PRICE_QUESTIONS)))
+                    buy_p = 0.75 if campaign == "spring_promo" else 0.55
+                else:
+                    buy_p = 0.35 if campaign == "spring_promo" else 0.15
+                script.append(("shop", None))
+                if rng.random() < buy_p:
+                    script.append(("buy", rng.choice(["basic", "premium", "premium"])))
+                    if rng.random() < 0.5:
+                        script.append(("text", rng.choice(THANKS)))
+            elif persona == "support":
+                if rng.random() < 0.5:
+                    script.append(("text", rng.choice(DELIVERY_QUESTIONS)))
+                if rng.random() < 0.6:
+                    script.append(("text", rng.choice(COMPLAINTS)))
+                    if rng.random() < 0.6:
+                        script.append(("text", rng.choice(ESCALATIONS)))
+                    elif rng.random() < 0.3:
+                        script.append(("block", None))
+                else:
+                    script.append(("text", rng.choice(["can I get a refund?", "refund please",
+                                                       "/help"])))
+            else:
+                script.append(("text", rng.choice(GREETINGS)))
+                if rng.random() < 0.5:
+                    script.append(("text", rng.choice(UNKNOWN)))
+                if rng.random() < 0.2:
+                    script.append(("photo", None))
+                if rng.random() < 0.3:
+                    script.append(("text", "/help"))
+            for kind, arg in script:
+                add(t, user, kind, arg)
+                t += timedelta(minutes=rng.uniform(1, 4))
+                if kind == "block":
+                    break
+            if any(kind == "block" for kind, _ in script):
+                break
+            day = day + timedelta(days=rng.uniform(1, 9), hours=rng.uniform(-3, 3))
+            if day >= start + timedelta(days=days):
+                break
+    actions.sort()
+    return actions
+
+
+@dataclass
+class DemoResult:
+    database_url: str
+    users: int
+    updates: int
+    seconds: float
+    analytics: Analytics
+
+
+async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
+                   workdir: str | Path = "bot_analytics_demo", database_url: str | None = None,
+                   progress: bool = True, start: datetime | None = None,
+                   on_slice: Callable[[int, int], None] | None = None) -> DemoResult:
+    """Run the simulation; returns where the data went."""
+    from aiogram.client.session.aiohttp import AiohttpSession
+
+    from aiogram import Bot
+    from .examples.shop_bot import build_dispatcher
+
+    work = Path(workdir)
+    if database_url is None:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        database_url = f"sqlite:///{work / 'analytics.sqlite3'}"
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+    begin = start or datetime(2026, 10, 1, tzinfo=UTC)
+    clock = SimClock(begin)
+    settings = parse_settings({
+        "database": {"url": database_url, "auto_migrate": True},
+        "writer": {"flush_interval": 0.2, "spool_path": str(work / "analytics.spool")},
+        "intents": {"rules": DEMO_INTENT_RULES, "callback_prefixes": {"buy:": "purchase"}},
+    }, "demo settings")
+    analytics = Analytics(settings, clock=clock)
+    emu = await TelegramEmulator(clock=clock.timestamp).start()
+    token = emu.add_bot("demo_shop_bot", "Demo Shop")
+    bot = Bot(token, session=AiohttpSession(api=emu.api_server()))
+    dp = build_dispatcher(analytics)
+    polling = asyncio.create_task(dp.start_polling(
+        bot, allowed_updates=analytics.allowed_updates(dp), handle_signals=False,
+        polling_timeout=1, close_bot_session=True))
+    people = {i: emu.user(f"User{i}", language_code=random.Random(seed + i).choice(
+        ["en", "en", "en", "en", "de"])) for i in range(users)}
+    actions = plan_actions(users, days, begin, seed)
+    injected = 0
+
+    def captured() -> int:
+        h = analytics.writer.counters
+        return h.queued + h.skipped + h.dropped
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(actions), unit="action", desc="simulating", leave=False)
+    t0 = time.perf_counter()
+    try:
+        i = 0
+        while i < len(actions):
+            # One slice: actions in the same simulated minute, at most one per person,
+            # so each person's next message comes after the bot has answered the last.
+            slice_at = actions[i].at.replace(second=0, microsecond=0)
+            clock.now = slice_at
+            busy: set[int] = set()
+            payments: list[Any] = []
+            j = i
+            while j < len(actions) and actions[j].at < slice_at + timedelta(minutes=1) \
+                    and actions[j].user not in busy:
+                act = actions[j]
+                busy.add(act.user)
+                injected += _perform(people[act.user], act, emu, payments)
+                j += 1
+            done = j - i
+            i = j
+            for coro in payments:
+                injected += await coro
+            await emu.wait_for(lambda: captured() >= injected, timeout=30)
+            if bar is not None:
+                bar.update(done)
+            if on_slice is not None:
+                on_slice(i, len(actions))
+    finally:
+        if bar is not None:
+            bar.close()
+        await dp.stop_polling()
+        await polling
+        await emu.stop()
+    return DemoResult(database_url, users, injected, time.perf_counter() - t0, analytics)
+
+
+def _perform(user: SimUser, act: _Action, emu: TelegramEmulator, payments: list[Any]) -> int:
+    """Queue the updates of one action; returns how many were queued now."""
+    kind = act.kind
+    if kind == "start":
+        user.start(act.arg)
+    elif kind == "text":
+        user.send(act.arg)
+    elif kind == "shop":
+        user.command("shop")
+    elif kind == "photo":
+        user.send_photo()
+    elif kind == "block":
+        user.block()
+    elif kind == "buy":
+        # Press the button, then pay: the payment runs as the bot answers.
+        async def purchase(plan: str = act.arg) -> int:
+            menu = next((m for m in reversed(user.received()) if m.get("reply_markup")), None)
+            if menu is None:
+                return 0
+            def invoices() -> list[Any]:
+                return [m for m in user.received() if "invoice" in m]
+
+            before = len(invoices())
+            user.press(menu, f"buy:{plan}")
+            await emu.wait_for(lambda: len(invoices()) > before)
+            inv = invoices()[-1]["invoice"]
+            accepted = await user.pay(inv["currency"], inv["total_amount"], f"plan:{plan}")
+            return 3 if accepted else 2
+
+        payments.append(purchase())
+        return 0
+    return 1
+
+
+def summarize(database_url: str) -> str:
+    """A plain-text summary of what the demo recorded."""
+    engine = sa.create_engine(database_url)
+    lines: list[str] = []
+    with engine.connect() as conn:
+        def q(sql: str) -> list[Any]:
+            return list(conn.execute(sa.text(sql)))
+
+        total, members, sessions = q(
+            "SELECT count(*), count(DISTINCT member_id), count(DISTINCT session_id) "
+            "FROM interactions")[0]
+        first, last = q("SELECT min(ts), max(ts) FROM interactions")[0]
+        lines.append(f"Recorded {total:,} interactions from {members:,} members in "
+                     f"{sessions:,} sessions, {str(first)[:10]} to {str(last)[:10]}.")
+        lines.append("")
+        lines.append("By type:   " + ", ".join(
+            f"{t} {n:,}" for t, n in q("SELECT event_type, count(*) FROM interactions "
+                                      "GROUP BY event_type ORDER BY count(*) DESC")))
+        lines.append("Intents:   " + ", ".join(
+            f"{t} {n:,}" for t, n in q("SELECT intent, count(*) FROM interactions "
+                                      "GROUP BY intent ORDER BY count(*) DESC LIMIT 12")))
+        lines.append("Sentiment: " + ", ".join(
+            f"{t} {n:,}" for t, n in q("SELECT sentiment, count(*) FROM interactions "
+                                      "WHERE sentiment IS NOT NULL GROUP BY sentiment "
+                                      "ORDER BY sentiment")))
+        handled, errors, unhandled, escalated = q(
+            "SELECT sum(CASE WHEN handled THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN handled THEN 0 ELSE 1 END), "
+            "sum(CASE WHEN escalated THEN 1 ELSE 0 END) FROM interactions")[0]
+        lines.append(f"Handled:   {handled:,} handled, {unhandled:,} not handled, "
+                     f"{errors:,} raised, {escalated:,} escalated")
+        times = [r[0] for r in q("SELECT response_time_ms FROM interactions "
+                                 "WHERE response_time_ms IS NOT NULL ORDER BY 1")]
+        if times:
+            import math
+
+            def pct(p: float) -> float:
+                return float(times[max(0, math.ceil(p * len(times)) - 1)])
+
+            lines.append(f"Replies:   {len(times):,} answered; response time p50 "
+                         f"{pct(0.5):.1f} ms, p95 {pct(0.95):.1f} ms (loopback)")
+        lines.append("Campaigns: " + ", ".join(
+            f"{c or '(none)'} {n:,}" for c, n in q(
+                "SELECT campaign, count(*) FROM members GROUP BY campaign "
+                "ORDER BY count(*) DESC")))
+        lines.append("Lifecycle: " + ", ".join(
+            f"{k} {n:,}" for k, n in q("SELECT kind, count(*) FROM member_events "
+                                      "GROUP BY kind ORDER BY kind")))
+    engine.dispose()
+    return "\n".join(lines)
