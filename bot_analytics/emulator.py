@@ -208,6 +208,13 @@ class TelegramEmulator:
         asyncio.get_running_loop().create_task(self._notify(state))
         return int(update["update_id"])
 
+    def redeliver(self, token: str, update: Json) -> None:
+        """Offer an update again, as Telegram does when a bot stopped before confirming
+        it: the next ``getUpdates`` without a later offset returns it."""
+        state = self._state(token)
+        state.updates = sorted([*state.updates, dict(update)], key=lambda u: u["update_id"])
+        state.confirmed = min(state.confirmed, int(update["update_id"]))
+
     @staticmethod
     async def _notify(state: _BotState) -> None:
         async with state.cond:
@@ -575,11 +582,16 @@ class SimUser:
 
     def _membership(self, old: str, new: str) -> int:
         bot = self.emu.bot_user(self.token)
+
+        def member(status: str) -> Json:
+            info: Json = {"status": status, "user": bot}
+            if status == "kicked":
+                info["until_date"] = 0
+            return info
+
         return self.emu.inject(self.token, "my_chat_member", {
             "chat": self.chat, "from": self.info, "date": int(self.emu.clock()),
-            "old_chat_member": {"status": old, "user": bot},
-            "new_chat_member": ({"status": new, "user": bot, "until_date": 0}
-                                if new == "kicked" else {"status": new, "user": bot})})
+            "old_chat_member": member(old), "new_chat_member": member(new)})
 
     def block(self) -> int:
         self.emu._blocked.add((self.emu.bot_user(self.token)["id"], self.id))

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from .capture.context import UpdateContext
+from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext
 from .capture.extract import read_update
 from .capture.middleware import CaptureMiddleware
 from .capture.requests import ReplyMiddleware
@@ -71,6 +71,8 @@ class Analytics:
             queue_size=w.queue_size, flush_at=w.flush_at, flush_interval=w.flush_interval,
             max_retries=w.max_retries, backoff_initial=w.backoff_initial,
             backoff_max=w.backoff_max, prepare_store=self._prepare_store)
+        #: Answer end users' /optout and /optin in the capture middleware.
+        self.opt_commands = s.privacy.optout_commands
         self._bots: dict[Any, tuple[int, str]] = {}
         self._sessions: set[int] = set()
         self._last_failure_log = 0.0
@@ -128,15 +130,12 @@ class Analytics:
     # -- wiring ---------------------------------------------------------------------
     def setup(self, dispatcher: Any) -> Analytics:
         """Register everything on an aiogram ``Dispatcher``: the capture middleware,
-        reply capture on every bot it starts with, writer start-up and shutdown flush,
-        and (when enabled) the ``/optout`` and ``/optin`` commands."""
+        reply capture on every bot it starts with, writer start-up and shutdown flush.
+        With ``privacy.optout_commands`` the middleware answers ``/optout`` and
+        ``/optin`` itself, before any of the bot's handlers."""
         dispatcher.update.outer_middleware(CaptureMiddleware(self))
         dispatcher.startup.register(self._on_startup)
         dispatcher.shutdown.register(self._on_shutdown)
-        if self.settings.privacy.optout_commands:
-            from .capture.optout import optout_router
-
-            dispatcher.include_router(optout_router())
         return self
 
     def instrument(self, bot: Any) -> Any:
@@ -194,6 +193,17 @@ class Analytics:
         bot_id, tenant = self._bot_identity(bot)
         return UpdateContext(self, read_update(update), update.update_id, bot, bot_id, tenant,
                              t0, self.clock())
+
+    async def _answer_opt_command(self, ctx: UpdateContext, command: str) -> None:
+        """``/optout`` and ``/optin`` from an end user (privacy.optout_commands)."""
+        if command == "/optout":
+            await ctx.opt_out()
+            text = OPTED_OUT
+        else:
+            await ctx.opt_in()
+            text = OPTED_IN
+        if ctx.chat_id is not None:
+            await ctx.bot.send_message(ctx.chat_id, text)
 
     def _failed_context(self, update: Any, data: dict[str, Any], t0: float,
                         error: Exception) -> UpdateContext:

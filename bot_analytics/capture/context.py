@@ -18,6 +18,11 @@ _MAX_INTENT = 64
 current_update: ContextVar[UpdateContext | None] = ContextVar("bot_analytics_update",
                                                               default=None)
 
+#: End-user privacy commands answered by the plugin (privacy.optout_commands).
+OPT_COMMANDS = frozenset({"/optout", "/optin"})
+OPTED_OUT = "You will no longer be included in this bot's analytics. Send /optin to undo."
+OPTED_IN = "You are included in this bot's analytics again. Send /optout to stop."
+
 #: Bot API methods that send content to a chat.
 CONTENT_METHODS = frozenset({
     "sendMessage", "sendPhoto", "sendDocument", "sendVideo", "sendAudio", "sendVoice",
@@ -74,6 +79,11 @@ class UpdateContext:
     @property
     def chat_id(self) -> int | None:
         return self.facts.chat_id if isinstance(self.facts, Facts) else None
+
+    @property
+    def command(self) -> str | None:
+        """The command of this update (``/start``), if it is one."""
+        return self.facts.command if isinstance(self.facts, Facts) else None
 
     @property
     def recorded(self) -> bool:

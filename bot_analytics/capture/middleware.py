@@ -17,7 +17,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.methods.base import TelegramMethod
 
 from ..events import InteractionEvent, MemberEvent, Skipped
-from .context import UpdateContext, current_update
+from .context import OPT_COMMANDS, UpdateContext, current_update
 from .extract import read_update
 
 if TYPE_CHECKING:
@@ -41,7 +41,11 @@ class CaptureMiddleware(BaseMiddleware):
         data["analytics"] = ctx
         token = current_update.set(ctx)
         try:
-            result = await handler(event, data)
+            if plugin.opt_commands and ctx.command in OPT_COMMANDS:
+                await plugin._answer_opt_command(ctx, ctx.command)
+                result = None  # handled here; the bot's handlers don't see it
+            else:
+                result = await handler(event, data)
         except BaseException as error:
             current_update.reset(token)
             finish(plugin, ctx, UNHANDLED, error, perf_counter())

@@ -18,13 +18,19 @@ MEMBERS = Member.__table__  # type: ignore[attr-defined]
 MEMBER_EVENTS = MemberEventRow.__table__  # type: ignore[attr-defined]
 OPT_OUTS = OptOut.__table__  # type: ignore[attr-defined]
 
-SessionKey = tuple[str, int, int | None, int]  # tenant, bot, chat, member
+SessionKey = tuple[str, int, int, int]  # tenant, bot, session chat, member
 
 
-def session_id_for(bot_id: int, chat_id: int | None, member_id: int, start: datetime) -> str:
+def session_chat(chat_id: int | None, member_id: int) -> int:
+    """The chat a session is kept in. Interactions without a chat (inline queries,
+    pre-checkout queries, poll answers) belong to the member's private chat with the
+    bot, whose id is the member's id."""
+    return member_id if chat_id is None else chat_id
+
+
+def session_id_for(bot_id: int, chat_id: int, member_id: int, start: datetime) -> str:
     """Deterministic id of the session a member starts in a chat at ``start``."""
-    return f"{bot_id}-{chat_id if chat_id is not None else 'x'}-{member_id}-" \
-           f"{int(start.timestamp() * 1000)}"
+    return f"{bot_id}-{chat_id}-{member_id}-{int(start.timestamp() * 1000)}"
 
 
 class Sessionizer:
@@ -44,7 +50,7 @@ class Sessionizer:
                 ) -> tuple[str, datetime] | None:
         tenant, bot, chat, member = key
         t = INTERACTIONS.c
-        chat_cond = t.chat_id.is_(None) if chat is None else t.chat_id == chat
+        chat_cond = sa.func.coalesce(t.chat_id, t.member_id) == chat
         row = conn.execute(
             sa.select(t.session_id, t.ts)
             .where(t.tenant_id == tenant, t.member_id == member, chat_cond, t.bot_id == bot,
@@ -59,7 +65,8 @@ class Sessionizer:
         commit once the transaction has succeeded."""
         pending: dict[SessionKey, tuple[str, datetime]] = {}
         for row in sorted(rows, key=lambda r: r["ts"]):
-            key = (row["tenant_id"], row["bot_id"], row["chat_id"], row["member_id"])
+            key = (row["tenant_id"], row["bot_id"],
+                   session_chat(row["chat_id"], row["member_id"]), row["member_id"])
             ts = row["ts"]
             state = pending.get(key) or self._cache.get(key)
             if state is None:
@@ -68,8 +75,7 @@ class Sessionizer:
                 # Late arrivals (ts before the last one) stay in the open session.
                 sid, last = state[0], max(state[1], ts)
             else:
-                sid, last = session_id_for(row["bot_id"], row["chat_id"], row["member_id"],
-                                           ts), ts
+                sid, last = session_id_for(row["bot_id"], key[2], row["member_id"], ts), ts
             row["session_id"] = sid
             pending[key] = (sid, last)
         return pending
