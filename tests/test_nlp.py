@@ -1,0 +1,120 @@
+"""Redaction, sentiment and rule-based intents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bot_analytics.config import IntentRule
+from bot_analytics.events import InteractionEvent
+from bot_analytics.nlp.intents import DefaultIntentDetector, Prediction
+from bot_analytics.nlp.redact import clean_text, iban_valid, luhn_valid, redact
+from bot_analytics.nlp.sentiment import VaderAnalyzer, label_for, mostly_latin
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("write to anna.b+shop@mail.example.co.uk now", "write to [email] now"),
+    ("call +1 (415) 555-2671 today", "call [phone] today"),
+    ("call 415-555-2671", "call [phone]"),
+    ("my number is 4155552671", "my number is [phone]"),
+    ("card 4111 1111 1111 1111 exp 12/27", "card [card] exp 12/27"),
+    ("card 5500-0000-0000-0004", "card [card]"),
+    ("iban GB82 WEST 1234 5698 7654 32 please", "iban [iban] please"),
+    ("iban DE89370400440532013000", "iban [iban]"),
+    # Not personal data: must stay as typed.
+    ("order 4111 1111 1111 1112 shipped", "order 4111 1111 1111 1112 shipped"),
+    ("meet on 2026-11-21 at 10:30", "meet on 2026-11-21 at 10:30"),
+    ("order #12345 costs $29.99", "order #12345 costs $29.99"),
+    ("GB00 WEST 1234 5698 7654 32", "GB00 WEST 1234 5698 7654 32"),
+])
+def test_redaction(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_check_sums_against_known_values() -> None:
+    assert luhn_valid("79927398713") and not luhn_valid("79927398710")
+    assert iban_valid("GB82WEST12345698765432") and not iban_valid("GB82WEST12345698765433")
+
+
+def test_clean_text_drops_nul_and_lone_surrogates() -> None:
+    assert clean_text("a\x00b") == "ab"
+    cleaned = clean_text("x\ud800y")
+    cleaned.encode("utf-8")  # now storable
+    assert cleaned.startswith("x") and cleaned.endswith("y")
+
+
+@pytest.mark.parametrize(("score", "label"), [
+    (0.05, "positive"), (0.0499, "neutral"), (0.0, "neutral"), (-0.0499, "neutral"),
+    (-0.05, "negative"), (1.0, "positive"), (-1.0, "negative")])
+def test_label_thresholds(score: float, label: str) -> None:
+    assert label_for(score) == label
+
+
+def test_vader_behaviour() -> None:
+    v = VaderAnalyzer()
+
+    def s(text: str) -> float:
+        score = v.score(text)
+        assert score is not None
+        return score
+
+    assert s("The service is good") > 0.05
+    assert s("The service is not good") < -0.05             # negation flips
+    assert s("The service is very good") > s("The service is good")  # intensifier
+    assert s("The service is GOOD") > s("The service is good")       # all-caps emphasis
+    assert s("The service is good!!!") > s("The service is good")    # exclamation
+    assert s("I love it 😍") > 0.05 and s("😡") < 0 or s("😠") < 0  # emoji carry sentiment
+    assert s("The service is good, but the delivery was awful") < s("The service is good")
+
+
+def test_other_languages_get_no_sentiment() -> None:
+    v = VaderAnalyzer()
+    assert v.score("Das ist schlecht", "de") is None          # language_code says German
+    assert v.score("Это ужасно", None) is None                # Cyrillic script
+    assert v.score("これはひどい", "en") is None              # script wins over the code
+    assert v.score("great", "en-US") is not None
+    assert v.score("   ", "en") is None
+    assert mostly_latin("héllo wörld") and not mostly_latin("مرحبا hi")
+    assert VaderAnalyzer(use_language_code=False).score("terrible", "de") is not None
+
+
+def ev(text: str | None = None, *, event_type: str = "message", command: str | None = None,
+       callback: str | None = None) -> InteractionEvent:
+    return InteractionEvent("t", 1, 1, event_type, datetime(2026, 1, 1, tzinfo=UTC), 1, 1,
+                            "private", "en", text, command, None, callback, True, None, 1.0,
+                            None, None, 0, False, None)
+
+
+def test_rule_order_commands_callbacks_and_fixed_intents() -> None:
+    class Model:
+        def predict(self, texts: list[str]) -> list[Prediction]:
+            return [Prediction("smalltalk", 0.7) for _ in texts]
+
+    d = DefaultIntentDetector(
+        {"escalate": IntentRule(keywords=["human", "real person"]),
+         "refund": IntentRule(patterns=[r"money\s+back"]),
+         "greeting": IntentRule(keywords=["hi"])},
+        {"buy:": "purchase", "buy:gift": "gift"}, model=Model())
+    got = d.detect([
+        ev("/start x", command="/start"),
+        ev("Can I talk to a REAL PERSON?"),
+        ev("I want my money   back"),
+        ev("hi, I want a human"),          # first rule in config order wins
+        ev("this is hilarious"),           # 'hi' is a whole word only
+        ev(None, event_type="callback_query", callback="buy:gift:premium"),
+        ev(None, event_type="callback_query", callback="buy:basic"),
+        ev(None, event_type="callback_query", callback="menu"),
+        ev(None, event_type="successful_payment"),
+        ev(None, event_type="pre_checkout_query"),
+        ev(None),                          # a photo without caption
+    ])
+    assert [p.intent if p else None for p in got] == [
+        "/start", "escalate", "refund", "escalate", "smalltalk", "gift", "purchase",
+        "callback", "payment", "checkout", "media"]
+    assert got[4] == Prediction("smalltalk", 0.7)
+
+
+def test_without_a_model_unmatched_text_is_unknown() -> None:
+    d = DefaultIntentDetector({}, {})
+    assert d.detect([ev("what's up")]) == [Prediction("unknown", 0.0)]

@@ -1,0 +1,124 @@
+"""Schema, migrations, sessions and member rows on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from bot_analytics import Analytics
+from bot_analytics.events import MemberEvent
+from bot_analytics.storage import db
+from bot_analytics.storage.models import metadata
+
+from .conftest import make_settings, rows
+from .test_writer import event
+
+T0 = datetime(2026, 3, 1, 23, 50, tzinfo=UTC)
+
+
+def test_migrations_create_exactly_the_models(database_url: str) -> None:
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    engine.dispose()
+
+
+def test_downgrade_removes_every_table(database_url: str) -> None:
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.downgrade(db.alembic_config(conn), "base")
+    names = set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+    assert names == set()
+    engine.dispose()
+
+
+def test_naive_datetimes_are_refused(tmp_path: Path) -> None:
+    engine = db.create_db_engine(f"sqlite:///{tmp_path / 'n.sqlite3'}")
+    db.upgrade(engine)
+    from bot_analytics.storage.queries import OPT_OUTS
+
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), engine.begin() as conn:
+        conn.execute(OPT_OUTS.insert().values(tenant_id="t", member_id=1,
+                                              ts=datetime(2026, 1, 1)))
+
+
+async def test_sessions_split_after_exactly_the_timeout(database_url: str,
+                                                        tmp_path: Path) -> None:
+    a = Analytics(make_settings(database_url, tmp_path))
+    timeout = timedelta(minutes=30)
+    times = [T0, T0 + timeout,                      # exactly 30 min later: same session
+             T0 + 2 * timeout + timedelta(microseconds=1),  # a microsecond more: new
+             T0 + 2 * timeout + timedelta(minutes=5)]       # crosses midnight: same
+    for i, ts in enumerate(times):
+        a.writer.put(event(i, member=7, ts=ts))
+    a.writer.put(event(10, member=8, ts=T0))  # another member: their own session
+    await a.close()
+    got = rows(database_url, "SELECT update_id, session_id FROM interactions "
+                             "ORDER BY update_id")
+    sid = {r.update_id: r.session_id for r in got}
+    assert sid[0] == sid[1] != sid[2] == sid[3]
+    assert sid[10] not in (sid[0], sid[2])
+
+
+async def test_open_session_continues_after_restart(database_url: str, tmp_path: Path) -> None:
+    first = Analytics(make_settings(database_url, tmp_path))
+    first.writer.put(event(1, member=7, ts=T0))
+    await first.close()
+    second = Analytics(make_settings(database_url, tmp_path))  # empty session cache
+    second.writer.put(event(2, member=7, ts=T0 + timedelta(minutes=10)))
+    await second.close()
+    got = rows(database_url, "SELECT DISTINCT session_id FROM interactions")
+    assert len(got) == 1
+
+
+async def test_members_first_last_seen_and_campaign(database_url: str, tmp_path: Path) -> None:
+    a = Analytics(make_settings(database_url, tmp_path, writer={"flush_at": 2}))
+    start = event(1, member=5, text="/start promo", ts=T0 + timedelta(hours=1))
+    start = type(start)(**{**_fields(start), "command": "/start", "command_args": "promo"})
+    a.writer.put(start)
+    a.writer.put(event(2, member=5, ts=T0 + timedelta(hours=3)))
+    await a.flush(10)
+    late = type(start)(**{**_fields(start), "update_id": 3, "ts": T0,
+                          "command_args": "other_campaign"})
+    a.writer.put(late)  # an earlier /start arriving late widens first_seen only
+    a.writer.put(MemberEvent("default", 42, 5, "blocked", T0 + timedelta(hours=4), 4, 5))
+    await a.close()
+    m = rows(database_url, "SELECT * FROM members")[0]
+    first_seen, last_seen = m.first_seen, m.last_seen
+    if isinstance(first_seen, str):  # SQLite returns text through a raw query
+        first_seen, last_seen = (datetime.fromisoformat(x).replace(tzinfo=UTC)
+                                 for x in (first_seen, last_seen))
+    assert first_seen == T0 and last_seen == T0 + timedelta(hours=4)
+    assert m.campaign == "promo" and m.blocked in (True, 1)
+
+
+async def test_forget_erases_every_table_but_keeps_the_opt_out(
+        database_url: str, tmp_path: Path) -> None:
+    a = Analytics(make_settings(database_url, tmp_path))
+    for i in range(3):
+        a.writer.put(event(i, member=9))
+    a.writer.put(event(10, member=10))
+    await a.flush(10)
+    await a.opt_out(9, bot_id=42)
+    deleted = await a.forget(9)
+    await a.close()
+    assert deleted["interactions"] == 3 and deleted["members"] == 1
+    assert deleted["member_events"] == 1  # the opt-out record of the lifecycle
+    assert [r.member_id for r in rows(database_url, "SELECT member_id FROM interactions")] \
+        == [10]
+    assert [r.member_id for r in rows(database_url, "SELECT member_id FROM opt_outs")] == [9]
+
+
+def _fields(ev: object) -> dict[str, object]:
+    return {k: getattr(ev, k) for k in ev.__slots__}  # type: ignore[attr-defined]
