@@ -191,7 +191,7 @@ async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
 
     def captured() -> int:
         h = analytics.writer.counters
-        return h.queued + h.skipped + h.dropped
+        return h.queued + h.dropped
 
     bar = None
     if progress:

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext
-from .capture.extract import read_update
 from .capture.middleware import CaptureMiddleware
 from .capture.requests import ReplyMiddleware
 from .config import ConfigError, Settings, load_config, parse_settings
@@ -57,6 +56,9 @@ class Analytics:
         self.settings = settings if settings is not None else parse_settings({}, "defaults")
         s = self.settings
         self.clock = clock or _utcnow
+        # The hot path takes epoch seconds from the default clock (the writer makes
+        # datetimes of them); a custom clock is called as given.
+        self._now: Callable[[], datetime | float] = clock or time.time
         self._engine = engine
         self._pseudo = Pseudonymizer.from_settings(s)
         detector = intent_detector or self._default_detector(s)
@@ -180,19 +182,12 @@ class Analytics:
 
     # -- the hot path's helpers -------------------------------------------------------
     def _bot_identity(self, bot: Any) -> tuple[int, str]:
-        ident = self._bots.get(bot)
-        if ident is None:
-            bot_id = bot.id
-            ident = (bot_id, self.settings.tenants.tenant_of(bot_id))
-            self._bots[bot] = ident
-            self.instrument(bot)
+        """Bot id and tenant of a bot seen for the first time (then cached)."""
+        bot_id = bot.id
+        ident = (bot_id, self.settings.tenants.tenant_of(bot_id))
+        self._bots[bot] = ident
+        self.instrument(bot)
         return ident
-
-    def _begin(self, update: Any, data: dict[str, Any], t0: float) -> UpdateContext:
-        bot = data["bot"]
-        bot_id, tenant = self._bot_identity(bot)
-        return UpdateContext(self, read_update(update), update.update_id, bot, bot_id, tenant,
-                             t0, self.clock())
 
     async def _answer_opt_command(self, ctx: UpdateContext, command: str) -> None:
         """``/optout`` and ``/optin`` from an end user (privacy.optout_commands)."""
@@ -205,13 +200,14 @@ class Analytics:
         if ctx.chat_id is not None:
             await ctx.bot.send_message(ctx.chat_id, text)
 
-    def _failed_context(self, update: Any, data: dict[str, Any], t0: float,
+    def _failed_context(self, update: Any, bot: Any, t0: float,
                         error: Exception) -> UpdateContext:
         self._capture_failed("reading update %s: %s", getattr(update, "update_id", "?"),
                              error)
-        return UpdateContext(self, Skipped("capture_error"), getattr(update, "update_id", 0),
-                             data.get("bot"), 0, self.settings.tenants.default, t0,
-                             _utcnow())
+        ctx = UpdateContext(self, update, bot, 0, self.settings.tenants.default, t0,
+                            self._now())
+        ctx._facts = Skipped("capture_error")
+        return ctx
 
     def _capture_failed(self, message: str, *args: Any) -> None:
         self.writer.counters.capture_failures += 1

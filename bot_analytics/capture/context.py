@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..events import Skipped
-from .extract import Facts
+from .extract import Facts, read_update, reply_target, reply_text
 
 if TYPE_CHECKING:
     from ..plugin import Analytics
@@ -45,23 +45,24 @@ class UpdateContext:
                 analytics.mark_escalated()
     """
 
-    __slots__ = ("_plugin", "bot", "bot_id", "escalated", "facts", "first_reply_at",
-                 "intent", "received", "reply_count", "response_text", "t0", "tenant_id",
-                 "update_id")
+    __slots__ = ("_facts", "_plugin", "_target", "bot", "bot_id", "escalated", "first_reply",
+                 "first_reply_at", "intent", "received", "reply_count", "t0", "tenant_id",
+                 "update")
 
-    def __init__(self, plugin: Analytics, facts: Facts | Skipped, update_id: int,
-                 bot: Any, bot_id: int, tenant_id: str, t0: float, received: datetime):
+    def __init__(self, plugin: Analytics, update: Any, bot: Any, bot_id: int,
+                 tenant_id: str, t0: float, received: datetime | float):
         self._plugin = plugin
-        self.facts = facts
-        self.update_id = update_id
+        self.update = update
         self.bot = bot
         self.bot_id = bot_id
         self.tenant_id = tenant_id
         self.t0 = t0
         self.received = received
+        self._facts: Facts | Skipped | None = None
+        self._target: tuple[str | None, int | None] | None = None
+        self.first_reply: str | None = None  # the first reply's text
         self.first_reply_at: float | None = None
         self.reply_count = 0
-        self.response_text: str | None = None
         self.escalated = False
         self.intent: str | None = None
 
@@ -72,23 +73,38 @@ class UpdateContext:
         return self._plugin
 
     @property
+    def facts(self) -> Facts | Skipped:
+        """What the update says (read on first use: the hot path does not need it)."""
+        if self._facts is None:
+            self._facts = read_update(self.update)
+        return self._facts
+
+    @property
+    def update_id(self) -> int:
+        return int(self.update.update_id)
+
+    @property
     def member_id(self) -> int | None:
         """The Telegram user id of the person behind this update, if any."""
-        return self.facts.member_id if isinstance(self.facts, Facts) else None
+        facts = self.facts
+        return facts.member_id if isinstance(facts, Facts) else None
 
     @property
     def chat_id(self) -> int | None:
-        return self.facts.chat_id if isinstance(self.facts, Facts) else None
+        facts = self.facts
+        return facts.chat_id if isinstance(facts, Facts) else None
 
     @property
     def command(self) -> str | None:
         """The command of this update (``/start``), if it is one."""
-        return self.facts.command if isinstance(self.facts, Facts) else None
+        facts = self.facts
+        return facts.command if isinstance(facts, Facts) else None
 
     @property
     def recorded(self) -> bool:
         """False when this update is not an interaction (a channel post, a bot...)."""
-        return isinstance(self.facts, Facts)
+        facts = self.facts
+        return isinstance(facts, Facts) and facts.lifecycle is None
 
     def mark_escalated(self) -> None:
         """Mark this interaction as handed off to a human."""
@@ -105,19 +121,22 @@ class UpdateContext:
 
     async def opt_out(self) -> None:
         """Stop recording the member behind this update (and keep a record of the choice)."""
-        if self.member_id is not None:
-            await self._plugin.opt_out(self.member_id, tenant_id=self.tenant_id,
-                                       bot_id=self.bot_id)
+        member = self.member_id
+        if member is not None:
+            await self._plugin.opt_out(member, tenant_id=self.tenant_id, bot_id=self.bot_id)
 
     async def opt_in(self) -> None:
-        if self.member_id is not None:
-            await self._plugin.opt_in(self.member_id, tenant_id=self.tenant_id,
-                                      bot_id=self.bot_id)
+        member = self.member_id
+        if member is not None:
+            await self._plugin.opt_in(member, tenant_id=self.tenant_id, bot_id=self.bot_id)
 
     # -- replies -----------------------------------------------------------------------------
     def is_reply(self, method: Any) -> bool:
-        facts = self.facts
-        if not isinstance(facts, Facts):
+        target = self._target
+        if target is None:
+            target = self._target = reply_target(self.update)
+        kind, chat = target
+        if kind is None:
             return False
         name = method.__api_method__
         if name in CONTENT_METHODS:
@@ -125,11 +144,11 @@ class UpdateContext:
             if chat_id is None:
                 # Edits of inline messages address no chat.
                 return getattr(method, "inline_message_id", None) is not None
-            return chat_id == facts.chat_id
+            return chat_id == chat
         if name == "answerCallbackQuery":
-            return facts.event_type == "callback_query" and bool(getattr(method, "text", None))
+            return kind == "callback_query" and bool(getattr(method, "text", None))
         if name == "answerInlineQuery":
-            return facts.event_type == "inline_query"
+            return kind == "inline_query"
         return False
 
     def note_reply(self, method: Any, completed_at: float) -> None:
@@ -138,7 +157,4 @@ class UpdateContext:
         self.reply_count += 1
         if self.first_reply_at is None:
             self.first_reply_at = completed_at
-            text = getattr(method, "text", None) or getattr(method, "caption", None)
-            if text is None and method.__api_method__ == "sendInvoice":
-                text = method.description
-            self.response_text = text if isinstance(text, str) else None
+            self.first_reply = reply_text(method)

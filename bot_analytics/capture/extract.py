@@ -1,11 +1,13 @@
-"""Read what analytics needs from an aiogram ``Update``: pure, cheap, never raising for
-well-formed updates. Runs on the hot path, so it only reads attributes."""
+"""Read what analytics needs from an aiogram ``Update``: pure, never raising for
+well-formed updates, and only reading attributes. It runs in the writer thread; on the
+hot path only when a handler asks (``analytics.member_id``) or a reply is matched."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from ..events import Skipped
+from ..events import Captured, InteractionEvent, MemberEvent, Skipped
 
 
 class Facts:
@@ -117,3 +119,48 @@ def read_update(update: Any) -> Facts | Skipped:
     if update.channel_post is not None or update.edited_channel_post is not None:
         return Skipped("channel_post")
     return Skipped(f"type:{update.event_type}")
+
+
+def reply_target(update: Any) -> tuple[str | None, int | None]:
+    """(update type, chat id) for matching replies: the least reading that does it."""
+    msg = update.message
+    if msg is not None:
+        return "message", msg.chat.id
+    cq = update.callback_query
+    if cq is not None:
+        m = cq.message
+        return "callback_query", (m.chat.id if m is not None else None)
+    if update.inline_query is not None:
+        return "inline_query", None
+    msg = update.edited_message
+    if msg is not None:
+        return "edited_message", msg.chat.id
+    return None, None
+
+
+def reply_text(method: Any) -> str | None:
+    """The text (or caption) a reply sent."""
+    if method is None:
+        return None
+    text = getattr(method, "text", None) or getattr(method, "caption", None)
+    if text is None and getattr(method, "__api_method__", None) == "sendInvoice":
+        text = getattr(method, "description", None)
+    return text if isinstance(text, str) else None
+
+
+def to_event(c: Captured) -> InteractionEvent | MemberEvent | Skipped:
+    """Turn a hot-path record into the event the pipeline stores (or a skip reason)."""
+    facts = read_update(c.update)
+    if isinstance(facts, Skipped):
+        return facts
+    received = c.received
+    ts = received if isinstance(received, datetime) else datetime.fromtimestamp(received, UTC)
+    if facts.lifecycle is not None:
+        return MemberEvent(c.tenant_id, c.bot_id, facts.member_id, facts.lifecycle, ts,
+                           c.update.update_id, facts.chat_id)
+    return InteractionEvent(
+        c.tenant_id, c.bot_id, c.update.update_id, facts.event_type, ts, facts.member_id,
+        facts.chat_id, facts.chat_type, facts.language_code, facts.text, facts.command,
+        facts.command_args, facts.callback_data, c.handled, c.error, c.handler_time_ms,
+        c.first_reply, c.response_time_ms, c.reply_count, c.escalated,
+        c.intent_override)

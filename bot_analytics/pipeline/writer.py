@@ -22,13 +22,14 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from ..events import InteractionEvent, MemberEvent
+from ..capture.extract import to_event
+from ..events import Captured, InteractionEvent, MemberEvent, Skipped
 from .enrich import Enricher, PreparedBatch
 from .spool import Spool
 
 log = logging.getLogger("bot_analytics.writer")
 
-Item = InteractionEvent | MemberEvent
+Item = Captured | InteractionEvent | MemberEvent
 
 
 def is_transient(error: BaseException) -> bool:
@@ -240,9 +241,31 @@ class Writer:
             log.error("bot-analytics: %d events lost: neither database nor spool "
                       "could take them", len(batch))
 
+    def _events(self, items: list[Item]) -> list[InteractionEvent | MemberEvent]:
+        """Read the captured updates; skipped ones are counted with their reason."""
+        out: list[InteractionEvent | MemberEvent] = []
+        c = self.counters
+        for item in items:
+            if not isinstance(item, Captured):
+                out.append(item)
+                continue
+            try:
+                event = to_event(item)
+            except Exception as error:
+                c.capture_failures += 1
+                self._note_error(f"reading update {getattr(item.update, 'update_id', '?')}",
+                                 error)
+                continue
+            if isinstance(event, Skipped):
+                c.skipped += 1
+                c.skip_reasons[event.reason] = c.skip_reasons.get(event.reason, 0) + 1
+            else:
+                out.append(event)
+        return out
+
     def _prepare(self, items: list[Item]) -> PreparedBatch:
         try:
-            return self.enricher.prepare(items)
+            return self.enricher.prepare(self._events(items))
         except Exception as error:  # the enricher guards each step; this is a last resort
             self._note_error("enriching a batch", error)
             self.counters.rejected += len(items)

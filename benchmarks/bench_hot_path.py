@@ -1,0 +1,126 @@
+"""Hot-path overhead: the same message updates, each answered by a handler, through a
+bare aiogram dispatcher and through one with analytics set up, alternating in blocks in
+one process with an in-memory session. Prints the time ratio (target: 1.03 or less).
+
+    python benchmarks/bench_hot_path.py [--updates 20000] [--block 500]
+
+The handler has no filter: aiogram runs synchronous filters such as ``F.text`` in a
+worker thread, and the timing of that hand-off would swamp the few microseconds
+measured here. The analytics writer drains its queue between timed blocks, so the
+ratio is what the bot's own event loop pays per update. The comparison runs three
+times; each ratio and their median are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _fakes import MemorySession  # noqa: E402
+from aiogram import Bot, Dispatcher  # noqa: E402
+from aiogram.types import Message, Update  # noqa: E402
+
+from bot_analytics import Analytics  # noqa: E402
+from bot_analytics.config import parse_settings  # noqa: E402
+
+WORDS = ["hello", "where", "is", "my", "order", "great", "service", "refund", "please",
+         "thanks", "price", "premium", "human", "late", "delivery"]
+
+
+def make_updates(n: int, bot: Bot) -> list[Update]:
+    rng = random.Random(1)
+    out = []
+    for i in range(n):
+        uid = rng.randint(1, 5000)
+        text = " ".join(rng.choices(WORDS, k=rng.randint(2, 12)))
+        out.append(Update.model_validate({"update_id": i + 1, "message": {
+            "message_id": i + 1, "date": 1, "text": text,
+            "chat": {"id": uid, "type": "private", "first_name": "U"},
+            "from": {"id": uid, "is_bot": False, "first_name": "U", "language_code": "en"}}},
+            context={"bot": bot}))
+    return out
+
+
+def dispatcher() -> Dispatcher:
+    dp = Dispatcher()
+
+    @dp.message()
+    async def answer(message: Message) -> None:
+        await message.answer("Thanks, we got your message.")
+
+    return dp
+
+
+async def compare(n: int, block: int) -> tuple[float, float, dict[str, object]]:
+    """Seconds per update (bare, with analytics) and the analytics health."""
+    bot = Bot("42:BENCH", session=MemorySession())
+    updates = make_updates(n, bot)
+    bare = dispatcher()
+    instrumented = dispatcher()
+    work = Path(tempfile.mkdtemp(prefix="bench-hot-"))
+    analytics = Analytics(parse_settings({
+        "database": f"sqlite:///{work / 'a.sqlite3'}",
+        "writer": {"spool_path": str(work / "spool")}}))
+    analytics.setup(instrumented)
+    await analytics.start()
+    analytics.instrument(bot)
+
+    for u in updates[:block]:  # warm up both paths and the writer
+        await bare.feed_update(bot, u)
+        await instrumented.feed_update(bot, u)
+    await analytics.flush(60)
+
+    async def timed(dp: Dispatcher, chunk: list[Update]) -> float:
+        gc.collect()
+        t = time.perf_counter()
+        for u in chunk:
+            await dp.feed_update(bot, u)
+        return time.perf_counter() - t
+
+    t_bare = t_an = 0.0
+    for start in range(0, n, block):
+        chunk = updates[start:start + block]
+        if (start // block) % 2 == 0:  # alternate which goes first
+            t_bare += await timed(bare, chunk)
+            t_an += await timed(instrumented, chunk)
+        else:
+            t_an += await timed(instrumented, chunk)
+            t_bare += await timed(bare, chunk)
+        await analytics.flush(60)  # outside the timing
+    await analytics.close(120)
+    return t_bare / n, t_an / n, analytics.health()
+
+
+async def run(n: int, block: int, repeats: int) -> None:
+    print(f"{n:,} message updates through each dispatcher, alternating blocks of {block}")
+    ratios = []
+    for i in range(repeats):
+        bare, an, health = await compare(n, block)
+        ratios.append(an / bare)
+        print(f"run {i + 1}: bare {bare * 1e6:6.1f} us/update, with analytics "
+              f"{an * 1e6:6.1f} us/update, ratio {an / bare:.3f} "
+              f"(written {health['written']:,}, dropped {health['dropped']})")
+    print(f"hot-path ratio (median of {repeats}): {statistics.median(ratios):.3f}   "
+          f"target: 1.03 or less")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--updates", type=int, default=20_000)
+    p.add_argument("--block", type=int, default=500)
+    p.add_argument("--repeats", type=int, default=3)
+    a = p.parse_args()
+    asyncio.run(run(a.updates, a.block, a.repeats))
+
+
+if __name__ == "__main__":
+    main()
