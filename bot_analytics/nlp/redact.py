@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+_DIGIT = re.compile(r"\d")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
@@ -58,7 +59,7 @@ def redact(text: str) -> str:
     # Cheap pre-checks keep the common case (no digits, no @) at one scan.
     if "@" in text:
         text = _EMAIL.sub("[email]", text)
-    if any(ch.isdigit() for ch in text):
+    if _DIGIT.search(text):
         text = _IBAN.sub(_iban, text)
         text = _CARD.sub(_card, text)
         text = _PHONE.sub("[phone]", text)

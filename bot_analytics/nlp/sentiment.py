@@ -32,6 +32,8 @@ class SentimentAnalyzer(Protocol):
 
 def mostly_latin(text: str) -> bool:
     """True when at least half of the letters are Latin (or there are no letters)."""
+    if text.isascii():
+        return True
     letters = latin = 0
     for ch in text:
         if ch.isalpha():

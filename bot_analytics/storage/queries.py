@@ -37,8 +37,9 @@ class Sessionizer:
     """Assigns ``session_id`` online: an interaction joins the member's open session in
     that chat when it follows the previous one by at most the timeout.
 
-    Known sessions are cached (bounded LRU); on a miss the member's latest stored
-    interaction in the chat is read, so a restart continues open sessions.
+    Known sessions are cached (bounded LRU); for members not in the cache one query
+    per batch reads their interactions within the timeout before the batch, so a
+    restart continues open sessions.
     """
 
     def __init__(self, timeout: timedelta, capacity: int = 100_000):
@@ -46,31 +47,45 @@ class Sessionizer:
         self.capacity = capacity
         self._cache: OrderedDict[SessionKey, tuple[str, datetime]] = OrderedDict()
 
-    def _lookup(self, conn: Connection, key: SessionKey, ts: datetime
-                ) -> tuple[str, datetime] | None:
-        tenant, bot, chat, member = key
+    def _recent(self, conn: Connection, rows: list[dict[str, Any]], keys: set[SessionKey]
+                ) -> dict[SessionKey, tuple[str, datetime]]:
+        """The latest stored interaction of each key that could still be in an open
+        session for these rows: one query per tenant and bot, not one per member."""
+        found: dict[SessionKey, tuple[str, datetime]] = {}
         t = INTERACTIONS.c
-        chat_cond = sa.func.coalesce(t.chat_id, t.member_id) == chat
-        row = conn.execute(
-            sa.select(t.session_id, t.ts)
-            .where(t.tenant_id == tenant, t.member_id == member, chat_cond, t.bot_id == bot,
-                   t.ts <= ts, t.session_id.is_not(None))
-            .order_by(t.ts.desc()).limit(1)
-        ).first()
-        return (row[0], row[1]) if row else None
+        groups: dict[tuple[str, int], set[int]] = {}
+        for tenant, bot, _chat, member in keys:
+            groups.setdefault((tenant, bot), set()).add(member)
+        lo = min(r["ts"] for r in rows) - self.timeout
+        hi = max(r["ts"] for r in rows)
+        for (tenant, bot), members in groups.items():
+            stmt = (sa.select(t.member_id, sa.func.coalesce(t.chat_id, t.member_id),
+                              t.session_id, t.ts)
+                    .where(t.tenant_id == tenant, t.bot_id == bot,
+                           t.member_id.in_(sorted(members)), t.ts >= lo, t.ts <= hi,
+                           t.session_id.is_not(None))
+                    .order_by(t.ts))
+            for member, chat, sid, ts in conn.execute(stmt):
+                key = (tenant, bot, chat, member)
+                if key in keys:
+                    found[key] = (sid, ts)  # ordered by time: the last one wins
+        return found
 
     def assign(self, conn: Connection, rows: list[dict[str, Any]]
                ) -> dict[SessionKey, tuple[str, datetime]]:
         """Set ``session_id`` on rows (in time order); returns the cache updates to
         commit once the transaction has succeeded."""
         pending: dict[SessionKey, tuple[str, datetime]] = {}
-        for row in sorted(rows, key=lambda r: r["ts"]):
-            key = (row["tenant_id"], row["bot_id"],
-                   session_chat(row["chat_id"], row["member_id"]), row["member_id"])
+        if not rows:
+            return pending
+        ordered = sorted(rows, key=lambda r: r["ts"])
+        keyed = [((r["tenant_id"], r["bot_id"], session_chat(r["chat_id"], r["member_id"]),
+                   r["member_id"]), r) for r in ordered]
+        missing = {k for k, _ in keyed if k not in self._cache}
+        known = self._recent(conn, ordered, missing) if missing else {}
+        for key, row in keyed:
             ts = row["ts"]
-            state = pending.get(key) or self._cache.get(key)
-            if state is None:
-                state = self._lookup(conn, key, ts)
+            state = pending.get(key) or self._cache.get(key) or known.get(key)
             if state is not None and ts - state[1] <= self.timeout:
                 # Late arrivals (ts before the last one) stay in the open session.
                 sid, last = state[0], max(state[1], ts)
