@@ -2,7 +2,7 @@
 """Bootstrap and run the project with nothing but Python 3.11+.
 
     python3 tasks.py demo      # create .venv, install, run the demo on SQLite
-    python3 tasks.py test      # create .venv, install with test extras, run the suite
+    python3 tasks.py test      # create .venv, install with test extras, lint, run the suite
     python3 tasks.py bench     # run the benchmark scripts
 
 The virtual environment lives in .venv and is reinstalled when pyproject.toml changes.
@@ -25,7 +25,7 @@ PY = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
 def _ensure_venv(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may run on an old Python
         sys.exit(f"bot-analytics needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not PY.exists():
         print(f"creating virtual environment in {VENV}", flush=True)
@@ -52,6 +52,11 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "bot-analytics"), "demo", *rest], cwd=ROOT)
     _ensure_venv("dev")
     if task == "test":
+        for check in (["ruff", "check", "."], ["mypy", "bot_analytics", "optimizer",
+                                                 "integrations"]):
+            if subprocess.call([str(PY), "-m", *check], cwd=ROOT):
+                print(f"{' '.join(check)} failed", file=sys.stderr)
+                return 1
         return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
     status = 0
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):

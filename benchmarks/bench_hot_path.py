@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _fakes import MemorySession  # noqa: E402
-from aiogram import Bot, Dispatcher  # noqa: E402
-from aiogram.types import Message, Update  # noqa: E402
+from _fakes import MemorySession
+from aiogram import Bot, Dispatcher
+from aiogram.types import Message, Update
 
-from bot_analytics import Analytics  # noqa: E402
-from bot_analytics.config import parse_settings  # noqa: E402
+from bot_analytics import Analytics
+from bot_analytics.config import parse_settings
 
 WORDS = ["hello", "where", "is", "my", "order", "great", "service", "refund", "please",
          "thanks", "price", "premium", "human", "late", "delivery"]

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aiogram.types import Update  # noqa: E402
+from aiogram.types import Update
 
-from bot_analytics import Analytics  # noqa: E402
-from bot_analytics.config import parse_settings  # noqa: E402
-from bot_analytics.events import Captured  # noqa: E402
+from bot_analytics import Analytics
+from bot_analytics.config import parse_settings
+from bot_analytics.events import Captured
 
 SENTENCES = [
     "where is my order", "I love this shop, thank you!", "this is terrible, it arrived broken",

@@ -10,6 +10,7 @@ request for a human; some unhappy people block the bot.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import shutil
@@ -156,9 +157,9 @@ async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
                    progress: bool = True, start: datetime | None = None,
                    on_slice: Callable[[int, int], None] | None = None) -> DemoResult:
     """Run the simulation; returns where the data went."""
+    from aiogram import Bot
     from aiogram.client.session.aiohttp import AiohttpSession
 
-    from aiogram import Bot
     from .examples.shop_bot import build_dispatcher
 
     work = Path(workdir)
@@ -189,9 +190,9 @@ async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
     actions = plan_actions(users, days, begin, seed)
     injected = 0
 
-    def captured() -> int:
+    def caught_up(expected: int) -> bool:
         h = analytics.writer.counters
-        return h.queued + h.dropped
+        return h.queued + h.dropped >= expected
 
     bar = None
     if progress:
@@ -219,7 +220,7 @@ async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
             i = j
             for coro in payments:
                 injected += await coro
-            await emu.wait_for(lambda: captured() >= injected, timeout=30)
+            await emu.wait_for(functools.partial(caught_up, injected), timeout=30)
             if bar is not None:
                 bar.update(done)
             if on_slice is not None:

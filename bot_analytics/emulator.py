@@ -115,9 +115,9 @@ class TelegramEmulator:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.host, self.port)
         await self._site.start()
-        server = self._site._server
-        assert server is not None and getattr(server, "sockets", None)
-        self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(self._site._server, "sockets", None)
+        assert sockets, "the emulator's server did not open a socket"
+        self.port = sockets[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:
@@ -284,6 +284,8 @@ class TelegramEmulator:
                 for key, value in form.items():
                     if isinstance(value, str):
                         params[key] = value
+                    elif isinstance(value, bytes | bytearray):
+                        params[key] = {"file_name": None, "size": len(value)}
                     else:  # an uploaded file
                         params[key] = {"file_name": value.filename,
                                        "size": len(value.file.read())}

@@ -258,4 +258,5 @@ class Analytics:
             self.store.sessions.forget(stored)
             return deleted
 
-        return await self.writer.run_in_worker(work)  # type: ignore[no-any-return]
+        deleted: dict[str, int] = await self.writer.run_in_worker(work)
+        return deleted

@@ -130,8 +130,7 @@ class RunningBot:
 
 
 def new_bot(emu: TelegramEmulator, token: str) -> Any:
-    from aiogram.client.session.aiohttp import AiohttpSession
-
     from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
 
     return Bot(token, session=AiohttpSession(api=emu.api_server()))

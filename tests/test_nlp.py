@@ -64,7 +64,9 @@ def test_vader_behaviour() -> None:
     assert s("The service is very good") > s("The service is good")  # intensifier
     assert s("The service is GOOD") > s("The service is good")       # all-caps emphasis
     assert s("The service is good!!!") > s("The service is good")    # exclamation
-    assert s("I love it 😍") > 0.05 and s("😡") < 0 or s("😠") < 0  # emoji carry sentiment
+    # Emoji carry sentiment through VADER's emoji descriptions ("angry face", ...).
+    assert s("😀") >= 0.05 and s("ok 👍") >= 0.05
+    assert s("😠") <= -0.05 and s("I am 😢") <= -0.05
     assert s("The service is good, but the delivery was awful") < s("The service is good")
 
 

@@ -145,7 +145,10 @@ class Enricher:
             if (item.tenant_id, member) in self.opted_out:
                 self.stats.filtered_opt_out += 1
                 continue
-            (interactions if isinstance(item, InteractionEvent) else lifecycle).append(item)
+            if isinstance(item, InteractionEvent):
+                interactions.append(item)
+            else:
+                lifecycle.append(item)
 
         batch = PreparedBatch()
         members: dict[tuple[str, int, int], dict[str, Any]] = {}
