@@ -88,8 +88,6 @@ class IntentSettings(_Section):
     rules: dict[str, IntentRule] = Field(default_factory=dict)
     #: Inline-button callback data prefix -> intent (longest prefix wins).
     callback_prefixes: dict[str, str] = Field(default_factory=dict)
-    #: Path of a trained intent classifier (``bot-analytics intents train``).
-    model: str | None = None
     unknown_label: str = "unknown"
 
 

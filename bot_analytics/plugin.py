@@ -88,13 +88,8 @@ class Analytics:
     @staticmethod
     def _default_detector(s: Settings) -> IntentDetector:
         try:
-            model = None
-            if s.intents.model:
-                from .nlp.model import load_model
-
-                model = load_model(s.intents.model)
             return DefaultIntentDetector(s.intents.rules, s.intents.callback_prefixes,
-                                         model, s.intents.unknown_label)
+                                         None, s.intents.unknown_label)
         except ValueError as exc:
             raise ConfigError(f"intents: {exc}") from None
 

@@ -122,3 +122,13 @@ async def test_forget_erases_every_table_but_keeps_the_opt_out(
 
 def _fields(ev: object) -> dict[str, object]:
     return {k: getattr(ev, k) for k in ev.__slots__}  # type: ignore[attr-defined]
+
+
+def test_schema_doc_covers_every_table_and_column() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text()
+    sections = {part.split("\n", 1)[0].strip(): part for part in doc.split("\n## ")[1:]}
+    for table in metadata.sorted_tables:
+        assert table.name in sections, f"docs/schema.md has no section for {table.name}"
+        for column in table.columns:
+            assert f"`{column.name}`" in sections[table.name], \
+                f"docs/schema.md: {table.name}.{column.name} is not documented"
