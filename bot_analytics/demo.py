@@ -198,7 +198,8 @@ async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(actions), unit="action", desc="simulating", leave=False)
+        bar = tqdm(total=len(actions), unit="action", desc="simulating", leave=False,
+                   disable=None)  # off when the output is not a terminal
     t0 = time.perf_counter()
     try:
         i = 0
