@@ -55,12 +55,14 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-async def run(events: int, url: str | None, flush_at: int = 500) -> None:
+async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int = 2000
+              ) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     url = url or f"sqlite:///{work / 'analytics.sqlite3'}"
     analytics = Analytics(parse_settings({
         "database": {"url": url, "auto_migrate": True},
-        "writer": {"spool_path": str(work / "spool"), "flush_at": flush_at},
+        "writer": {"spool_path": str(work / "spool"), "flush_at": flush_at,
+                   "max_batch": max_batch},
         "intents": {"rules": {"escalate": {"keywords": ["human", "agent"]},
                               "refund": {"keywords": ["refund", "cancel"]},
                               "delivery": {"keywords": ["order", "delivery", "ship"]},
@@ -88,7 +90,7 @@ async def run(events: int, url: str | None, flush_at: int = 500) -> None:
     await analytics.close()
     print(f"events: {events:,}; written {h['written']:,}, dropped {h['dropped']}, "
           f"spooled {h['spooled']}, failures {h['enrichment_failures'] + h['capture_failures']}")
-    print(f"database: {url.split('?')[0]}; batches of {flush_at}")
+    print(f"database: {url.split('?')[0]}; flush_at {flush_at}, max_batch {max_batch}")
     print(f"elapsed: {elapsed:.1f} s")
     print(f"throughput: {events / elapsed:,.0f} events/s   target: 10,000 or more")
     print(f"peak memory: {rss_mib():.0f} MiB resident (was {before:.0f} MiB before the run)")
@@ -98,9 +100,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--database-url", default=None)
-    p.add_argument("--flush-at", type=int, default=500, help="writer batch size")
+    p.add_argument("--flush-at", type=int, default=500, help="writer.flush_at")
+    p.add_argument("--max-batch", type=int, default=2000, help="writer.max_batch")
     a = p.parse_args()
-    asyncio.run(run(a.events, a.database_url, a.flush_at))
+    asyncio.run(run(a.events, a.database_url, a.flush_at, a.max_batch))
 
 
 if __name__ == "__main__":

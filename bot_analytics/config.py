@@ -58,6 +58,9 @@ class WriterSettings(_Section):
     queue_size: int = Field(default=10_000, ge=1)
     flush_at: int = Field(default=500, ge=1)
     flush_interval: float = Field(default=1.0, gt=0)
+    #: Most events one transaction takes. A writer with a backlog (more than flush_at
+    #: waiting) catches up in larger transactions, which cost less per event.
+    max_batch: int = Field(default=2000, ge=1)
     max_retries: int = Field(default=5, ge=0)
     backoff_initial: float = Field(default=0.1, gt=0)
     backoff_max: float = Field(default=10.0, gt=0)

@@ -71,6 +71,7 @@ class Analytics:
         self.writer = Writer(
             enricher=self.enricher, write=self._write_batch, spool=Spool(w.spool_path),
             queue_size=w.queue_size, flush_at=w.flush_at, flush_interval=w.flush_interval,
+            max_batch=w.max_batch,
             max_retries=w.max_retries, backoff_initial=w.backoff_initial,
             backoff_max=w.backoff_max, prepare_store=self._prepare_store)
         #: Answer end users' /optout and /optin in the capture middleware.

@@ -60,6 +60,26 @@ async def test_batch_closes_on_interval(database_url: str, tmp_path: Path) -> No
     await a.close()
 
 
+async def test_a_backlog_is_taken_in_batches_up_to_max_batch(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'b.sqlite3'}"
+    a = Analytics(make_settings(url, tmp_path, writer={"flush_at": 10, "max_batch": 20,
+                                                       "flush_interval": 30}))
+    sizes: list[int] = []
+    real_write = a._write_batch
+
+    def record(batch: PreparedBatch) -> None:
+        sizes.append(len(batch))
+        real_write(batch)
+
+    a.writer._write = record
+    for i in range(45):  # queued without yielding: a backlog
+        a.writer.put(event(i))
+    assert await a.flush(10)
+    await a.close()
+    assert sizes == [20, 20, 5]
+    assert stored_ids(url) == list(range(45))
+
+
 async def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.sqlite3'}"
     a = Analytics(make_settings(url, tmp_path, writer={"queue_size": 5}))

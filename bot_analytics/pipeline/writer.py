@@ -3,9 +3,10 @@
 The hot path only calls :meth:`Writer.put`, which appends to a bounded buffer and never
 awaits. The task closes a batch on size (``flush_at``) or on a monotonic interval
 (``flush_interval``) and hands it to the worker thread, which enriches it and writes it
-in one transaction. Transient database errors are retried with capped exponential
-backoff; after ``max_retries`` the batch goes to the spool, and while the spool holds
-anything new batches go there too, so replay keeps the original order.
+in one transaction; with a backlog a batch takes up to ``max_batch`` events. Transient
+database errors are retried with capped exponential backoff; after ``max_retries`` the
+batch goes to the spool, and while the spool holds anything new batches go there too,
+so replay keeps the original order.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Counters:
 class Writer:
     def __init__(self, *, enricher: Enricher, write: Callable[[PreparedBatch], None],
                  spool: Spool, queue_size: int, flush_at: int, flush_interval: float,
+                 max_batch: int,
                  max_retries: int, backoff_initial: float, backoff_max: float,
                  prepare_store: Callable[[], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep):
@@ -81,6 +83,7 @@ class Writer:
         self.maxsize = queue_size
         self.flush_at = flush_at
         self.flush_interval = flush_interval
+        self.max_batch = max(max_batch, flush_at)
         self.max_retries = max_retries
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -200,7 +203,7 @@ class Writer:
                 except TimeoutError:
                     pass
             self._wake.clear()
-            n = min(len(self._buf), self.flush_at)
+            n = min(len(self._buf), self.max_batch)
             batch = [self._buf.popleft() for _ in range(n)]
             self._taken += n
             try:
