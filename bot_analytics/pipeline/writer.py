@@ -262,6 +262,8 @@ class Writer:
             if isinstance(event, Skipped):
                 c.skipped += 1
                 c.skip_reasons[event.reason] = c.skip_reasons.get(event.reason, 0) + 1
+                log.debug("update %s of bot %s is not an interaction (%s): not recorded",
+                          getattr(item.update, "update_id", "?"), item.bot_id, event.reason)
             else:
                 out.append(event)
         return out
