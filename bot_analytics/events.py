@@ -83,8 +83,62 @@ class MemberEvent:
     payload: str | None = None
 
 
+OUTCOMES = frozenset({"purchased", "resolved", "visited", "did_nothing"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionEvent:
+    """A recorded outcome. ``derived`` marks one read from a captured update (a Telegram
+    payment) rather than tracked by the bot."""
+
+    tenant_id: str
+    bot_id: int
+    member_id: int
+    chat_id: int | None
+    ts: datetime
+    outcome: str
+    value: float
+    amount_minor: int
+    currency: str | None
+    external_id: str | None
+    source: str
+    checkout_completed: bool
+    details: str | None = None
+    derived: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """An update that is not an interaction, with the reason (logged and counted)."""
 
     reason: str
+
+
+def conversion_event(tenant_id: str, bot_id: int, member_id: int, chat_id: int | None,
+                     ts: datetime, outcome: str, value: float, currency: str | None,
+                     external_id: str | None, details: dict[str, Any] | None,
+                     checkout_completed: bool | None, source: str) -> ConversionEvent:
+    """A validated conversion; ``ValueError`` says what is wrong with the arguments."""
+    import json
+    import math
+
+    from .currency import check_currency, to_minor
+
+    if outcome not in OUTCOMES:
+        raise ValueError(f"track_conversion: outcome must be one of {sorted(OUTCOMES)}, "
+                         f"got {outcome!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"track_conversion: value must be a finite number >= 0, "
+                         f"got {value!r}")
+    code = check_currency(currency) if currency is not None else None
+    if value > 0 and code is None:
+        raise ValueError("track_conversion: a value needs its currency (e.g. 'USD')")
+    if external_id is not None and not 0 < len(str(external_id)) <= 128:
+        raise ValueError("track_conversion: external_id must be 1 to 128 characters")
+    text = json.dumps(details, default=str) if details is not None else None
+    return ConversionEvent(
+        tenant_id, bot_id, member_id, chat_id, ts, outcome, float(value),
+        to_minor(float(value), code) if code else 0, code,
+        None if external_id is None else str(external_id), source,
+        outcome == "purchased" if checkout_completed is None else checkout_completed, text)

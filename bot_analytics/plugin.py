@@ -15,7 +15,7 @@ from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext
 from .capture.middleware import CaptureMiddleware
 from .capture.requests import ReplyMiddleware
 from .config import ConfigError, Settings, load_config, parse_settings
-from .events import Skipped
+from .events import Skipped, conversion_event
 from .nlp.intents import DefaultIntentDetector, IntentDetector
 from .nlp.sentiment import SentimentAnalyzer, VaderAnalyzer
 from .pipeline.enrich import Enricher, PreparedBatch, Pseudonymizer
@@ -106,8 +106,10 @@ class Analytics:
     @property
     def store(self) -> BatchStore:
         if self._store is None:
-            timeout = timedelta(minutes=self.settings.metrics.session_timeout_minutes)
-            self._store = BatchStore(self.engine, timeout)
+            m = self.settings.metrics
+            self._store = BatchStore(self.engine,
+                                     timedelta(minutes=m.session_timeout_minutes),
+                                     timedelta(hours=m.attribution_window_hours))
         return self._store
 
     def _prepare_store(self) -> None:
@@ -123,7 +125,8 @@ class Analytics:
         self.enricher.opted_out = self.store.load_opt_outs()
 
     def _write_batch(self, batch: PreparedBatch) -> None:
-        self.store.write(batch.interactions, batch.members, batch.member_events)
+        self.store.write(batch.interactions, batch.members, batch.member_events,
+                         batch.conversions)
 
     # -- wiring ---------------------------------------------------------------------
     def setup(self, dispatcher: Any) -> Analytics:
@@ -211,6 +214,34 @@ class Analytics:
         if now - self._last_failure_log > 10:  # a broken plugin must not flood the log
             self._last_failure_log = now
             log.exception("bot-analytics: " + message, *args)
+
+    # -- conversions ------------------------------------------------------------------------
+    def track_conversion(self, *, member_id: int, outcome: str = "purchased",
+                         value: float = 0.0, currency: str | None = None,
+                         chat_id: int | None = None, external_id: str | None = None,
+                         details: dict[str, Any] | None = None,
+                         checkout_completed: bool | None = None, ts: datetime | None = None,
+                         tenant_id: str | None = None, bot_id: int | None = None) -> None:
+        """Record an outcome for a member (Telegram user id), for example from a shop's
+        backend. It is attributed to the member's latest interaction with the bot within
+        ``metrics.attribution_window_hours``. An ``external_id`` (an order id) makes it
+        idempotent. Must be called from the bot's event loop.
+
+        Raises ``ValueError`` for an unknown outcome, a negative or non-finite value, a
+        malformed currency, or a value without currency."""
+        if bot_id is None:
+            known = {ident[0] for ident in self._bots.values()}
+            if len(known) != 1:
+                raise ValueError("track_conversion: pass bot_id= (the plugin has seen "
+                                 f"{len(known)} bots)")
+            bot_id = known.pop()
+        tenant = tenant_id or self.settings.tenants.tenant_of(bot_id)
+        when = ts if ts is not None else self.clock()
+        if when.tzinfo is None:
+            raise ValueError("track_conversion: ts must be timezone-aware (UTC)")
+        self.writer.put(conversion_event(
+            tenant, bot_id, member_id, chat_id, when, outcome, value, currency,
+            external_id, details, checkout_completed, source="api"))
 
     # -- members ----------------------------------------------------------------------------
     def stored_member_id(self, member_id: int) -> int:

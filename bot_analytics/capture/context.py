@@ -6,7 +6,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..events import Skipped
+from ..events import Skipped, conversion_event
 from .extract import Facts, read_update, reply_target, reply_text
 
 if TYPE_CHECKING:
@@ -45,9 +45,9 @@ class UpdateContext:
                 analytics.mark_escalated()
     """
 
-    __slots__ = ("_facts", "_plugin", "_target", "bot", "bot_id", "escalated", "first_reply",
-                 "first_reply_at", "intent", "received", "reply_count", "t0", "tenant_id",
-                 "update")
+    __slots__ = ("_facts", "_plugin", "_target", "bot", "bot_id", "conversions", "escalated",
+                 "first_reply", "first_reply_at", "intent", "received", "reply_count", "t0",
+                 "tenant_id", "update")
 
     def __init__(self, plugin: Analytics, update: Any, bot: Any, bot_id: int,
                  tenant_id: str, t0: float, received: datetime | float):
@@ -65,6 +65,9 @@ class UpdateContext:
         self.reply_count = 0
         self.escalated = False
         self.intent: str | None = None
+        #: Conversions tracked while handling; queued right after this interaction so
+        #: that attribution finds it.
+        self.conversions: list[Any] | None = None
 
     # -- what handlers call ----------------------------------------------------------------
     @property
@@ -118,6 +121,25 @@ class UpdateContext:
             raise ValueError(f"set_intent: intents are at most {_MAX_INTENT} characters, "
                              f"got {len(name)}")
         self.intent = name.strip()
+
+    def track_conversion(self, outcome: str = "purchased", value: float = 0.0,
+                         currency: str | None = None, external_id: str | None = None,
+                         details: dict[str, Any] | None = None,
+                         checkout_completed: bool | None = None) -> None:
+        """Record an outcome of this member now; it is attributed to this interaction
+        (or, for a payment's own updates, the interaction before). Telegram payments
+        are recorded without this call."""
+        facts = self.facts
+        if not isinstance(facts, Facts):
+            raise ValueError("track_conversion: this update has no person to credit")
+        event = conversion_event(
+            self.tenant_id, self.bot_id, facts.member_id, facts.chat_id, self._plugin.clock(),
+            outcome, value, currency, external_id, details, checkout_completed,
+            source="handler")
+        if self.conversions is None:
+            self.conversions = [event]
+        else:
+            self.conversions.append(event)
 
     async def opt_out(self) -> None:
         """Stop recording the member behind this update (and keep a record of the choice)."""

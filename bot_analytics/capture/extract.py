@@ -4,22 +4,25 @@ hot path only when a handler asks (``analytics.member_id``) or a reply is matche
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..events import Captured, InteractionEvent, MemberEvent, Skipped
+from ..currency import from_minor
+from ..events import Captured, ConversionEvent, InteractionEvent, MemberEvent, Skipped
 
 
 class Facts:
     """What one update says about the person and their message."""
 
     __slots__ = ("callback_data", "chat_id", "chat_type", "command", "command_args",
-                 "event_type", "language_code", "lifecycle", "member_id", "text")
+                 "event_type", "language_code", "lifecycle", "member_id", "payment", "text")
 
     def __init__(self, event_type: str, member_id: int, chat_id: int | None,
                  chat_type: str | None, language_code: str | None, text: str | None = None,
                  command: str | None = None, command_args: str | None = None,
-                 callback_data: str | None = None, lifecycle: str | None = None):
+                 callback_data: str | None = None, lifecycle: str | None = None,
+                 payment: Any = None):
         self.event_type = event_type
         self.member_id = member_id
         self.chat_id = chat_id
@@ -30,6 +33,7 @@ class Facts:
         self.command_args = command_args
         self.callback_data = callback_data
         self.lifecycle = lifecycle  # "blocked" / "unblocked" for my_chat_member
+        self.payment = payment  # the SuccessfulPayment of a payment message
 
 
 def parse_command(text: str) -> tuple[str | None, str | None]:
@@ -62,12 +66,13 @@ def _message_facts(msg: Any, event_type: str) -> Facts | Skipped:
     chat = msg.chat
     text = msg.text if msg.text is not None else msg.caption
     command = args = None
-    if msg.successful_payment is not None:
+    payment = msg.successful_payment
+    if payment is not None:
         event_type = "successful_payment"
     elif text and msg.text is not None:
         command, args = parse_command(text)
     return Facts(event_type, user.id, chat.id, chat.type, user.language_code, text,
-                 command, args)
+                 command, args, payment=payment)
 
 
 def read_update(update: Any) -> Facts | Skipped:
@@ -148,19 +153,30 @@ def reply_text(method: Any) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def to_event(c: Captured) -> InteractionEvent | MemberEvent | Skipped:
-    """Turn a hot-path record into the event the pipeline stores (or a skip reason)."""
+def to_events(c: Captured) -> list[InteractionEvent | MemberEvent | ConversionEvent] | Skipped:
+    """Turn a hot-path record into the events the pipeline stores (or a skip reason).
+    A Telegram payment gives its interaction and a ``purchased`` conversion."""
     facts = read_update(c.update)
     if isinstance(facts, Skipped):
         return facts
     received = c.received
     ts = received if isinstance(received, datetime) else datetime.fromtimestamp(received, UTC)
     if facts.lifecycle is not None:
-        return MemberEvent(c.tenant_id, c.bot_id, facts.member_id, facts.lifecycle, ts,
-                           c.update.update_id, facts.chat_id)
-    return InteractionEvent(
+        return [MemberEvent(c.tenant_id, c.bot_id, facts.member_id, facts.lifecycle, ts,
+                            c.update.update_id, facts.chat_id)]
+    out: list[InteractionEvent | MemberEvent | ConversionEvent] = [InteractionEvent(
         c.tenant_id, c.bot_id, c.update.update_id, facts.event_type, ts, facts.member_id,
         facts.chat_id, facts.chat_type, facts.language_code, facts.text, facts.command,
         facts.command_args, facts.callback_data, c.handled, c.error, c.handler_time_ms,
         c.first_reply, c.response_time_ms, c.reply_count, c.escalated,
-        c.intent_override)
+        c.intent_override)]
+    pay = facts.payment
+    if pay is not None:
+        currency = str(pay.currency).upper()
+        amount = int(pay.total_amount)
+        out.append(ConversionEvent(
+            c.tenant_id, c.bot_id, facts.member_id, facts.chat_id, ts, "purchased",
+            from_minor(amount, currency), amount, currency,
+            f"tg:{pay.telegram_payment_charge_id}", "telegram_payment", True,
+            json.dumps({"invoice_payload": pay.invoice_payload}), derived=True))
+    return out

@@ -60,6 +60,9 @@ class CaptureMiddleware(BaseMiddleware):
                     (t_end - t0) * 1000.0, ctx.first_reply,
                     None if first is None else (first - t0) * 1000.0,
                     ctx.reply_count, ctx.escalated, ctx.intent))
+                if ctx.conversions:
+                    for conversion in ctx.conversions:
+                        plugin.writer.put(conversion)
             except Exception:
                 plugin._capture_failed("recording update %s",
                                        getattr(event, "update_id", "?"))
@@ -85,5 +88,8 @@ def finish(plugin: Analytics, ctx: UpdateContext, result: Any, error: BaseExcept
             (t_end - t0) * 1000.0, ctx.first_reply,
             None if first is None else (first - t0) * 1000.0,
             ctx.reply_count, ctx.escalated, ctx.intent))
+        if ctx.conversions:
+            for conversion in ctx.conversions:
+                plugin.writer.put(conversion)
     except Exception:
         plugin._capture_failed("recording update %s", getattr(ctx.update, "update_id", "?"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ConfigError, Settings
-from ..events import InteractionEvent, MemberEvent
+from ..events import ConversionEvent, InteractionEvent, MemberEvent
 from ..nlp.intents import IntentDetector, Prediction
 from ..nlp.redact import clean_text, redact
 from ..nlp.sentiment import SentimentAnalyzer, label_for
@@ -67,12 +67,14 @@ class PreparedBatch:
     interactions: list[dict[str, Any]] = field(default_factory=list)
     members: list[dict[str, Any]] = field(default_factory=list)
     member_events: list[dict[str, Any]] = field(default_factory=list)
+    conversions: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        """Captured events in the batch (``start`` rows derive from a /start
-        interaction and are not counted again)."""
-        return len(self.interactions) + sum(1 for e in self.member_events
-                                            if e["kind"] != "start")
+        """Captured events in the batch (``start`` rows and payment conversions derive
+        from an interaction and are not counted again)."""
+        return (len(self.interactions)
+                + sum(1 for e in self.member_events if e["kind"] != "start")
+                + sum(1 for c in self.conversions if c["source"] != "telegram_payment"))
 
 
 @dataclass
@@ -136,9 +138,11 @@ class Enricher:
             out[i] = score
         return out
 
-    def prepare(self, items: Iterable[InteractionEvent | MemberEvent]) -> PreparedBatch:
+    def prepare(self, items: Iterable[InteractionEvent | MemberEvent | ConversionEvent]
+                ) -> PreparedBatch:
         interactions: list[InteractionEvent] = []
         lifecycle: list[MemberEvent] = []
+        conversions: list[ConversionEvent] = []
         pseudo = self.pseudo
         for item in items:
             member = pseudo.member(item.member_id)
@@ -147,6 +151,8 @@ class Enricher:
                 continue
             if isinstance(item, InteractionEvent):
                 interactions.append(item)
+            elif isinstance(item, ConversionEvent):
+                conversions.append(item)
             else:
                 lifecycle.append(item)
 
@@ -220,5 +226,16 @@ class Enricher:
             row = members[(me.tenant_id, me.bot_id, member)]
             if me.kind in ("blocked", "unblocked"):
                 row["blocked"] = me.kind == "blocked"
+        for cv in conversions:
+            member = pseudo.member(cv.member_id)
+            batch.conversions.append({
+                "tenant_id": cv.tenant_id, "bot_id": cv.bot_id, "ts": cv.ts,
+                "member_id": member,
+                "chat_id": pseudo.chat(cv.chat_id, "private") if cv.chat_id == cv.member_id
+                else cv.chat_id,
+                "outcome": cv.outcome, "value": cv.value, "amount_minor": cv.amount_minor,
+                "currency": cv.currency, "external_id": cv.external_id, "source": cv.source,
+                "checkout_completed": cv.checkout_completed,
+                "details": clean_text(cv.details) if cv.details is not None else None})
         batch.members = list(members.values())
         return batch

@@ -24,6 +24,13 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot spool a value of type {type(value).__name__}")
 
 
+def _line(batch: PreparedBatch) -> str:
+    return json.dumps({"v": 1, "interactions": batch.interactions, "members": batch.members,
+                       "member_events": batch.member_events,
+                       "conversions": batch.conversions},
+                      default=_default, ensure_ascii=False)
+
+
 def _restore(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         for key in _DATETIME_KEYS & row.keys():
@@ -44,9 +51,7 @@ class Spool:
             return False
 
     def append(self, batch: PreparedBatch) -> None:
-        line = json.dumps({"v": 1, "interactions": batch.interactions,
-                           "members": batch.members, "member_events": batch.member_events},
-                          default=_default, ensure_ascii=False)
+        line = _line(batch)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:
@@ -67,7 +72,8 @@ class Spool:
                 data = json.loads(line)
                 out.append(PreparedBatch(_restore(data["interactions"]),
                                          _restore(data["members"]),
-                                         _restore(data["member_events"])))
+                                         _restore(data["member_events"]),
+                                         _restore(data.get("conversions", []))))
         return out
 
     def keep_from(self, index: int, batches: list[PreparedBatch]) -> None:
@@ -79,10 +85,7 @@ class Spool:
                 return
             with tmp.open("w", encoding="utf-8") as fh:
                 for b in batches[index:]:
-                    fh.write(json.dumps({"v": 1, "interactions": b.interactions,
-                                         "members": b.members,
-                                         "member_events": b.member_events},
-                                        default=_default, ensure_ascii=False) + "\n")
+                    fh.write(_line(b) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)

@@ -23,14 +23,15 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from ..capture.extract import to_event
-from ..events import Captured, InteractionEvent, MemberEvent, Skipped
+from ..capture.extract import to_events
+from ..events import Captured, ConversionEvent, InteractionEvent, MemberEvent, Skipped
 from .enrich import Enricher, PreparedBatch
 from .spool import Spool
 
 log = logging.getLogger("bot_analytics.writer")
 
-Item = Captured | InteractionEvent | MemberEvent
+Event = InteractionEvent | MemberEvent | ConversionEvent
+Item = Captured | Event
 
 
 def is_transient(error: BaseException) -> bool:
@@ -244,28 +245,28 @@ class Writer:
             log.error("bot-analytics: %d events lost: neither database nor spool "
                       "could take them", len(batch))
 
-    def _events(self, items: list[Item]) -> list[InteractionEvent | MemberEvent]:
+    def _events(self, items: list[Item]) -> list[Event]:
         """Read the captured updates; skipped ones are counted with their reason."""
-        out: list[InteractionEvent | MemberEvent] = []
+        out: list[Event] = []
         c = self.counters
         for item in items:
             if not isinstance(item, Captured):
                 out.append(item)
                 continue
             try:
-                event = to_event(item)
+                events = to_events(item)
             except Exception as error:
                 c.capture_failures += 1
                 self._note_error(f"reading update {getattr(item.update, 'update_id', '?')}",
                                  error)
                 continue
-            if isinstance(event, Skipped):
+            if isinstance(events, Skipped):
                 c.skipped += 1
-                c.skip_reasons[event.reason] = c.skip_reasons.get(event.reason, 0) + 1
+                c.skip_reasons[events.reason] = c.skip_reasons.get(events.reason, 0) + 1
                 log.debug("update %s of bot %s is not an interaction (%s): not recorded",
-                          getattr(item.update, "update_id", "?"), item.bot_id, event.reason)
+                          getattr(item.update, "update_id", "?"), item.bot_id, events.reason)
             else:
-                out.append(event)
+                out.extend(events)
         return out
 
     def _prepare(self, items: list[Item]) -> PreparedBatch:
@@ -322,6 +323,14 @@ class Writer:
                     continue
                 self.counters.rejected += 1
                 self._note_error(f"storing update {row.get('update_id')}", error)
+        for conversion in batch.conversions:
+            try:
+                self._write(PreparedBatch([], [], [], [conversion]))
+            except Exception as error:
+                if conversion["source"] != "telegram_payment":
+                    self.counters.written -= 1
+                    self.counters.rejected += 1
+                self._note_error("storing a conversion", error)
         for event in batch.member_events:
             try:
                 self._write(PreparedBatch([], [], [event]))

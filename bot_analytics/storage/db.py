@@ -97,6 +97,14 @@ def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str,
               columns, rows)
 
 
+def insert_ignore_returning_id(conn: Connection, table: sa.Table,
+                               row: Mapping[str, Any]) -> int | None:
+    """Insert one row; its id, or None when a unique constraint made it a duplicate."""
+    stmt = _insert(conn, table).values(**row).on_conflict_do_nothing().returning(table.c.id)
+    value = conn.execute(stmt).scalar()
+    return None if value is None else int(value)
+
+
 def upsert_members(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert members or widen their first/last seen; keep the first campaign."""
     if not rows:

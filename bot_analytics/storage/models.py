@@ -123,4 +123,62 @@ class OptOut(SQLModel, table=True):
     ts: datetime = _ts()
 
 
+
+class Conversion(SQLModel, table=True):
+    """A recorded outcome, attributed to the interaction that triggered it."""
+
+    __tablename__ = "conversions"
+    __table_args__ = (
+        # Any external id (a payment's charge id, a shop's order id) makes it idempotent.
+        sa.UniqueConstraint("tenant_id", "bot_id", "external_id",
+                            name="uq_conversions_external"),
+        sa.Index("ix_conversions_tenant_bot_ts", "tenant_id", "bot_id", "ts"),
+        sa.Index("ix_conversions_member", "tenant_id", "member_id", "ts"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    bot_id: int = Field(sa_type=sa.BigInteger)
+    ts: datetime = _ts()
+    member_id: int = Field(sa_type=sa.BigInteger)
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    interaction_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    outcome: str = Field(sa_type=sa.String(16))
+    value: float = Field(default=0.0, sa_type=sa.Float)
+    amount_minor: int = Field(default=0, sa_type=sa.BigInteger)
+    currency: str | None = Field(default=None, sa_type=sa.String(8))
+    external_id: str | None = Field(default=None, sa_type=sa.String(128))
+    source: str = Field(sa_type=sa.String(32))
+    intent: str | None = Field(default=None, sa_type=sa.String(64))
+    intent_score: float | None = Field(default=None, sa_type=sa.Float)
+    trigger_text: str | None = Field(default=None, sa_type=sa.Text)
+    bot_message: str | None = Field(default=None, sa_type=sa.Text)
+    checkout_completed: bool = Field(default=False, sa_type=sa.Boolean)
+    pages_visited: int | None = Field(default=None, sa_type=sa.Integer)
+    time_to_conversion_s: float | None = Field(default=None, sa_type=sa.Float)
+    details: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class MonetizationEvent(SQLModel, table=True):
+    """One row per conversion with value: money and the interaction that led to it."""
+
+    __tablename__ = "monetization_events"
+    __table_args__ = (
+        sa.UniqueConstraint("conversion_id", name="uq_monetization_conversion"),
+        sa.Index("ix_monetization_tenant_bot_ts", "tenant_id", "bot_id", "ts"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    bot_id: int = Field(sa_type=sa.BigInteger)
+    ts: datetime = _ts()
+    member_id: int = Field(sa_type=sa.BigInteger)
+    conversion_id: int = Field(sa_type=sa.BigInteger)
+    interaction_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    intent: str | None = Field(default=None, sa_type=sa.String(64))
+    value: float = Field(sa_type=sa.Float)
+    amount_minor: int = Field(sa_type=sa.BigInteger)
+    currency: str | None = Field(default=None, sa_type=sa.String(8))
+
+
 metadata = SQLModel.metadata

@@ -10,13 +10,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .db import insert_ignore, upsert_members
-from .models import Interaction, Member, MemberEventRow, OptOut
+from .db import insert_ignore, insert_ignore_returning_id, upsert_members
+from .models import Conversion, Interaction, Member, MemberEventRow, MonetizationEvent, OptOut
 
 INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]
 MEMBERS = Member.__table__  # type: ignore[attr-defined]
 MEMBER_EVENTS = MemberEventRow.__table__  # type: ignore[attr-defined]
 OPT_OUTS = OptOut.__table__  # type: ignore[attr-defined]
+CONVERSIONS = Conversion.__table__  # type: ignore[attr-defined]
+MONETIZATION = MonetizationEvent.__table__  # type: ignore[attr-defined]
+
+#: The mechanics of a Telegram payment are not what made a person buy: attribution
+#: skips them and finds the interaction before (the button, the question...).
+NOT_TRIGGERS = ("pre_checkout_query", "successful_payment")
 
 SessionKey = tuple[str, int, int, int]  # tenant, bot, session chat, member
 
@@ -111,19 +117,66 @@ class Sessionizer:
 class BatchStore:
     """The only writer of captured rows: one transaction per batch."""
 
-    def __init__(self, engine: Engine, session_timeout: timedelta):
+    def __init__(self, engine: Engine, session_timeout: timedelta,
+                 attribution_window: timedelta = timedelta(hours=24)):
         self.engine = engine
         self.sessions = Sessionizer(session_timeout)
+        self.attribution_window = attribution_window
 
     def write(self, interactions: list[dict[str, Any]], members: list[dict[str, Any]],
-              member_events: list[dict[str, Any]]) -> None:
+              member_events: list[dict[str, Any]],
+              conversions: list[dict[str, Any]] | None = None) -> None:
         with self.engine.begin() as conn:
             updates = self.sessions.assign(conn, interactions)
             insert_ignore(conn, INTERACTIONS, interactions)
             upsert_members(conn, MEMBERS, members)
             insert_ignore(conn, MEMBER_EVENTS, member_events)
             self._apply_blocks(conn, member_events)
+            for conversion in sorted(conversions or [], key=lambda c: c["ts"]):
+                self._write_conversion(conn, conversion)
         self.sessions.commit(updates)
+
+    def _trigger(self, conn: Connection, c: dict[str, Any]) -> Any:
+        """The member's latest interaction with the same tenant and bot at or before the
+        conversion and within the attribution window (KPIS.md)."""
+        t = INTERACTIONS.c
+        return conn.execute(
+            sa.select(t.id, t.ts, t.intent, t.intent_confidence, t.text, t.response_text,
+                      t.session_id)
+            .where(t.tenant_id == c["tenant_id"], t.bot_id == c["bot_id"],
+                   t.member_id == c["member_id"], t.ts <= c["ts"],
+                   t.ts >= c["ts"] - self.attribution_window,
+                   t.event_type.not_in(NOT_TRIGGERS))
+            .order_by(t.ts.desc(), t.id.desc()).limit(1)).first()
+
+    def _write_conversion(self, conn: Connection, c: dict[str, Any]) -> None:
+        trigger = self._trigger(conn, c)
+        row = {**c, "interaction_id": None, "intent": None, "intent_score": None,
+               "trigger_text": None, "bot_message": None, "pages_visited": None,
+               "time_to_conversion_s": None}
+        if trigger is not None:
+            t = INTERACTIONS.c
+            start, pages = conn.execute(
+                sa.select(sa.func.min(t.ts), sa.func.count())
+                .where(t.tenant_id == c["tenant_id"], t.bot_id == c["bot_id"],
+                       t.session_id == trigger.session_id, t.ts <= c["ts"])).one()
+            row.update(interaction_id=trigger.id, intent=trigger.intent,
+                       intent_score=trigger.intent_confidence, trigger_text=trigger.text,
+                       bot_message=trigger.response_text, pages_visited=pages,
+                       time_to_conversion_s=(c["ts"] - start).total_seconds()
+                       if start is not None else None)
+        conversion_id = insert_ignore_returning_id(conn, CONVERSIONS, row)
+        if conversion_id is None:  # an external id seen before: idempotent
+            return
+        if c["amount_minor"] > 0 or c["value"] > 0:
+            if trigger is not None:
+                conn.execute(sa.update(INTERACTIONS).where(INTERACTIONS.c.id == trigger.id)
+                             .values(monetization_event=True))
+            conn.execute(sa.insert(MONETIZATION).values(
+                tenant_id=c["tenant_id"], bot_id=c["bot_id"], ts=c["ts"],
+                member_id=c["member_id"], conversion_id=conversion_id,
+                interaction_id=row["interaction_id"], intent=row["intent"], value=c["value"],
+                amount_minor=c["amount_minor"], currency=c["currency"]))
 
     @staticmethod
     def _apply_blocks(conn: Connection, member_events: Sequence[dict[str, Any]]) -> None:
