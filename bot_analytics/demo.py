@@ -192,7 +192,7 @@ async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
 
     def caught_up(expected: int) -> bool:
         h = analytics.writer.counters
-        return h.queued + h.dropped >= expected
+        return h.updates >= expected
 
     bar = None
     if progress:
@@ -315,6 +315,24 @@ def summarize(database_url: str) -> str:
             f"{c or '(none)'} {n:,}" for c, n in q(
                 "SELECT campaign, count(*) FROM members GROUP BY campaign "
                 "ORDER BY count(*) DESC")))
+        purchases, buyers = q("SELECT count(*), count(DISTINCT member_id) FROM conversions "
+                              "WHERE outcome = 'purchased'")[0]
+        lines.append(f"Purchases: {purchases:,} by {buyers:,} members; revenue " + ", ".join(
+            f"{cur} {minor / 100:,.2f}" for cur, minor in q(
+                "SELECT currency, sum(amount_minor) FROM conversions "
+                "WHERE outcome = 'purchased' GROUP BY currency")))
+        lines.append("  by campaign: " + ", ".join(
+            f"{c or '(none)'} {n:,} of {m:,} members" for c, n, m in q(
+                "SELECT m.campaign, count(DISTINCT c.member_id), count(DISTINCT m.member_id) "
+                "FROM members m LEFT JOIN conversions c ON c.member_id = m.member_id "
+                "AND c.tenant_id = m.tenant_id AND c.outcome = 'purchased' "
+                "GROUP BY m.campaign ORDER BY m.campaign")))
+        lines.append("  by trigger intent: " + ", ".join(
+            f"{i or '(none)'} {n:,}" for i, n in q(
+                "SELECT intent, count(*) FROM conversions WHERE outcome = 'purchased' "
+                "GROUP BY intent ORDER BY count(*) DESC")))
+        lines.append("Resolved:  " + str(q("SELECT count(*) FROM conversions "
+                                           "WHERE outcome = 'resolved'")[0][0]))
         lines.append("Lifecycle: " + ", ".join(
             f"{k} {n:,}" for k, n in q("SELECT kind, count(*) FROM member_events "
                                       "GROUP BY kind ORDER BY kind")))

@@ -108,7 +108,8 @@ def build_router() -> Router:
         await message.answer(FAQ["refund"])
 
     @router.message(F.text.regexp(r"(?i)\b(thanks|thank you|great|love)\b"))
-    async def thanks(message: Message) -> None:
+    async def thanks(message: Message, analytics: UpdateContext) -> None:
+        analytics.track_conversion("resolved")  # the person's question was answered
         await message.answer("Happy to help!")
 
     @router.message(F.text)

@@ -118,7 +118,7 @@ class RunningBot:
         """Wait until ``expected_events`` updates were captured, then flush them."""
         def captured() -> bool:
             c = self.analytics.writer.counters
-            return c.queued + c.dropped >= expected_events
+            return c.updates >= expected_events
 
         await self.emu.wait_for(captured, timeout)
         assert await self.analytics.flush(timeout)

@@ -47,10 +47,12 @@ class CaptureMiddleware(BaseMiddleware):
                 result = await handler(event, data)
         except BaseException as error:
             current_update.reset(token)
+            plugin.writer.counters.updates += 1
             finish(plugin, ctx, UNHANDLED, error, perf_counter())
             raise
         t_end = perf_counter()
         current_update.reset(token)
+        plugin.writer.counters.updates += 1
         if result is None:
             # The common case, inlined: a handler that returned nothing.
             try:

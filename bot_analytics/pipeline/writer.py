@@ -55,6 +55,7 @@ class SchemaNotReady(RuntimeError):
 
 @dataclass
 class Counters:
+    updates: int = 0  # updates the middleware saw (whatever became of them)
     queued: int = 0
     written: int = 0
     dropped: int = 0
@@ -375,7 +376,7 @@ class Writer:
         c = self.counters
         e = self.enricher.stats
         return {
-            "running": self.running,
+            "running": self.running, "updates": c.updates,
             "queued": c.queued, "in_queue": len(self._buf), "written": c.written,
             "dropped": c.dropped, "retried": c.retried, "spooled": c.spooled,
             "replayed": c.replayed, "rejected": c.rejected, "skipped": c.skipped,
