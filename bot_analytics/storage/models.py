@@ -181,4 +181,26 @@ class MonetizationEvent(SQLModel, table=True):
     currency: str | None = Field(default=None, sa_type=sa.String(8))
 
 
+class KpiMetric(SQLModel, table=True):
+    """Rolled-up KPIs (KPIS.md). Recomputing a period replaces its rows."""
+
+    __tablename__ = "kpi_metrics"
+    __table_args__ = (
+        sa.Index("ix_kpi_lookup", "tenant_id", "bot_id", "aggregation_period", "period_start",
+                 "metric_type"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    bot_id: int = Field(sa_type=sa.BigInteger)
+    metric_category: str = Field(sa_type=sa.String(32))
+    metric_type: str = Field(sa_type=sa.String(48))
+    metric_value: float = Field(sa_type=sa.Float)
+    aggregation_period: str = Field(sa_type=sa.String(8))
+    period_start: datetime = _ts()
+    dimension: str | None = Field(default=None, sa_type=sa.String(128))
+    sample_size: int = Field(sa_type=sa.BigInteger)
+    computed_at: datetime = _ts()
+
+
 metadata = SQLModel.metadata

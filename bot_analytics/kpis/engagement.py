@@ -1,0 +1,30 @@
+"""Engagement: interactions, sessions, active and new users, retention, completion,
+bounce, interactions per session."""
+
+from __future__ import annotations
+
+from .common import Kpi, rate
+from .data import PeriodData
+
+CATEGORY = "engagement"
+NOT_COMPLETED = frozenset({"unknown", "abandoned"})
+
+
+def compute(d: PeriodData) -> list[Kpi]:
+    n = len(d.interactions)
+    sessions = d.sessions
+    active = len({r.member_id for r in d.interactions})
+    out = [Kpi(CATEGORY, "interactions", n, n),
+           Kpi(CATEGORY, "sessions", len(sessions), len(sessions)),
+           Kpi(CATEGORY, "active_users", active, active),
+           Kpi(CATEGORY, "new_users", d.new_users, d.new_users)]
+    out += rate(CATEGORY, "retention_rate", active, d.known_members)
+    completed = sum(1 for s in sessions
+                    if s.last_handled and s.last_intent not in NOT_COMPLETED)
+    out += rate(CATEGORY, "completion_rate", completed, len(sessions))
+    out += rate(CATEGORY, "bounce_rate", sum(1 for s in sessions if s.interactions == 1),
+                len(sessions))
+    if sessions:
+        out.append(Kpi(CATEGORY, "interactions_per_session", n / len(sessions),
+                       len(sessions)))
+    return out

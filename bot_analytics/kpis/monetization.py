@@ -1,0 +1,50 @@
+"""Monetization: purchases, revenue (kept apart by currency), conversion rate, ARPU,
+revenue by intent."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..currency import exponent
+from .common import Kpi, rate
+from .data import PeriodData
+
+CATEGORY = "monetization"
+
+
+def compute(d: PeriodData) -> list[Kpi]:
+    purchases = d.purchases
+    out = [Kpi(CATEGORY, "conversions", len(purchases), len(purchases))]
+    buying = sum(1 for s in d.sessions
+                 if any("purchased" in d.trigger_outcomes.get(i, set()) for i in s.ids))
+    out += rate(CATEGORY, "conversion_rate", buying, len(d.sessions))
+    by_currency: dict[str | None, list[int]] = defaultdict(list)
+    for p in purchases:
+        by_currency[p.currency].append(p.amount_minor)
+    currencies = [c for c in by_currency if c is not None]
+    active = len({r.member_id for r in d.interactions})
+
+    def money(minor: int, currency: str) -> float:
+        # Summed in minor units (exact), then shown in the main unit.
+        return minor / 10 ** exponent(currency)
+
+    if len(currencies) == 1:
+        cur = currencies[0]
+        total = money(sum(by_currency[cur]), cur)
+        out.append(Kpi(CATEGORY, "revenue", total, len(by_currency[cur])))
+        if active:
+            out.append(Kpi(CATEGORY, "arpu", total / active, active))
+    else:
+        # Mixed currencies are never added up: one row per currency.
+        for cur in sorted(currencies):
+            out.append(Kpi(CATEGORY, "revenue", money(sum(by_currency[cur]), cur),
+                           len(by_currency[cur]), f"currency={cur}"))
+    by_intent: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for p in purchases:
+        if p.currency is not None:
+            by_intent[(p.intent or "(none)", p.currency)].append(p.amount_minor)
+    for (intent, cur), amounts in sorted(by_intent.items()):
+        dim = f"intent={intent}" if len(currencies) == 1 else f"intent={intent};currency={cur}"
+        out.append(Kpi(CATEGORY, "revenue_by_intent", money(sum(amounts), cur),
+                       len(amounts), dim))
+    return out

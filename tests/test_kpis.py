@@ -1,0 +1,236 @@
+"""KPI rollups against an independent computation (pandas, from the raw tables)."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from bot_analytics.currency import to_minor
+from bot_analytics.kpis.periods import period_end, period_start, periods_between
+from bot_analytics.kpis.rollup import rollup_period, rollup_range
+from bot_analytics.storage import db
+from bot_analytics.storage.queries import BatchStore
+
+TIMEOUT = timedelta(minutes=30)
+FIRST = datetime(2025, 12, 30, 20, 0, tzinfo=UTC)   # a Tuesday; the ISO week spans New Year
+LAST = datetime(2026, 1, 3, 6, 0, tzinfo=UTC)
+INTENTS = ["greeting", "pricing", "unknown", "escalate", "abandoned", "purchase", "/start"]
+
+
+def make_rows(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rng = random.Random(seed)
+    interactions: list[dict[str, Any]] = []
+    conversions: list[dict[str, Any]] = []
+    update_id = 0
+    for bot, currencies in ((1, ["USD"]), (2, ["USD", "EUR"])):
+        for member in range(1, 26):
+            t = FIRST + timedelta(minutes=rng.uniform(0, 60 * 70))
+            chats = [member, member, -100 - member % 3]
+            while t < LAST:
+                chat = rng.choice(chats)
+                for _ in range(rng.randint(1, 5)):
+                    update_id += 1
+                    kind = rng.choices(["message", "callback_query", "pre_checkout_query"],
+                                       [8, 2, 1])[0]
+                    handled = rng.random() < 0.9
+                    replied = handled and rng.random() < 0.8
+                    scored = kind == "message" and rng.random() < 0.7
+                    score = round(rng.uniform(-1, 1), 4) if scored else None
+                    intent = rng.choice(INTENTS)
+                    interactions.append({
+                        "tenant_id": "t", "bot_id": bot, "update_id": update_id,
+                        "event_type": kind, "ts": t,
+                        "chat_id": None if kind == "pre_checkout_query" else chat,
+                        "chat_type": "private" if chat > 0 else "group", "member_id": member,
+                        "language_code": "en", "text": "x", "command": None,
+                        "intent": intent, "intent_confidence": 1.0,
+                        "sentiment": None if score is None else
+                        ("positive" if score >= 0.05 else
+                         "negative" if score <= -0.05 else "neutral"),
+                        "sentiment_score": score, "handled": handled,
+                        "error": "Boom" if handled and rng.random() < 0.05 else None,
+                        "handler_time_ms": 5.0,
+                        "response_text": "ok" if replied else None,
+                        "response_time_ms": round(rng.uniform(1, 900), 3) if replied else None,
+                        "reply_count": 1 if replied else 0, "session_id": None,
+                        "escalated": intent == "escalate" or rng.random() < 0.03,
+                        "monetization_event": False})
+                    if rng.random() < 0.08:
+                        outcome = rng.choice(["purchased", "purchased", "resolved", "visited"])
+                        currency = rng.choice(currencies) if outcome == "purchased" else None
+                        value = round(rng.uniform(1, 50), 2) if currency else 0.0
+                        conversions.append({
+                            "tenant_id": "t", "bot_id": bot, "member_id": member,
+                            "chat_id": chat, "ts": t + timedelta(seconds=rng.randint(0, 90)),
+                            "outcome": outcome, "value": value,
+                            "amount_minor": to_minor(value, currency) if currency else 0,
+                            "currency": currency, "external_id": None, "source": "api",
+                            "checkout_completed": outcome == "purchased", "details": None})
+                    # Gaps that hit the session timeout exactly, just over it, and well
+                    # inside it.
+                    t += rng.choice([TIMEOUT, TIMEOUT + timedelta(microseconds=1),
+                                     timedelta(minutes=rng.uniform(0.5, 20))])
+                t += timedelta(hours=rng.uniform(0.6, 16))
+    return interactions, conversions
+
+
+def expected_kpis(inter: pd.DataFrame, conv: pd.DataFrame, kind: str, start: datetime,
+                  tenant: str, bot: int) -> dict[tuple[str, str | None], tuple[float, int]]:
+    """KPIS.md computed the plain way, one definition at a time."""
+    end = period_end(start, kind)
+    df = inter[(inter.tenant_id == tenant) & (inter.bot_id == bot)].copy()
+    df["chat"] = df.chat_id.fillna(df.member_id).astype("int64")
+    df = df.sort_values(["member_id", "chat", "ts", "id"])
+    gap = df.groupby(["member_id", "chat"]).ts.diff()
+    df["new"] = gap.isna() | (gap > pd.Timedelta(TIMEOUT))
+    df["sess"] = df["new"].cumsum()
+    sessions = df.groupby("sess").agg(
+        start=("ts", "first"), n=("id", "size"), escalated=("escalated", "any"),
+        last_handled=("handled", "last"), last_intent=("intent", "last"),
+        ids=("id", lambda s: set(s)))
+    sessions = sessions[(sessions.start >= start) & (sessions.start < end)]
+    p = df[(df.ts >= start) & (df.ts < end)]
+    c = conv[(conv.tenant_id == tenant) & (conv.bot_id == bot)]
+    out: dict[tuple[str, str | None], tuple[float, int]] = {}
+
+    def put(metric: str, value: float, n: int, dim: str | None = None) -> None:
+        out[(metric, dim)] = (value, n)
+
+    def share(metric: str, num: int, den: int) -> None:
+        if den:
+            put(metric, num / den, den)
+
+    ns = len(sessions)
+    active = p.member_id.nunique()
+    put("interactions", len(p), len(p))
+    put("sessions", ns, ns)
+    put("active_users", active, active)
+    first_seen = df.groupby("member_id").ts.min()
+    new = int(((first_seen >= start) & (first_seen < end)).sum())
+    put("new_users", new, new)
+    share("retention_rate", active, int((first_seen < end).sum()))
+    share("completion_rate", int((sessions.last_handled.astype(bool)
+                                  & ~sessions.last_intent.isin(["unknown", "abandoned"]))
+                                 .sum()), ns)
+    share("bounce_rate", int((sessions.n == 1).sum()), ns)
+    if ns:
+        put("interactions_per_session", len(p) / ns, ns)
+    share("containment_rate", ns - int(sessions.escalated.sum()), ns)
+    trig = c[c.interaction_id.notna()]
+    resolving = set(trig[trig.outcome.isin(["purchased", "resolved"])].interaction_id)
+    buying = set(trig[trig.outcome == "purchased"].interaction_id)
+    share("resolution_rate", int(sessions.ids.apply(lambda s: bool(s & resolving)).sum()), ns)
+    share("conversion_rate", int(sessions.ids.apply(lambda s: bool(s & buying)).sum()), ns)
+    share("fallback_rate", int(((p.intent == "unknown") | ~p.handled.astype(bool)).sum()),
+          len(p))
+    share("error_rate", int(p.error.notna().sum()), len(p))
+    rt = p.response_time_ms.dropna().sort_values().tolist()
+    if rt:
+        put("avg_handling_time_ms", sum(rt) / len(rt), len(rt))
+        put("response_time_p50_ms", rt[math.ceil(0.5 * len(rt)) - 1], len(rt))
+        put("response_time_p95_ms", rt[math.ceil(0.95 * len(rt)) - 1], len(rt))
+    sc = p.sentiment_score.dropna()
+    if len(sc):
+        put("sentiment_avg", sc.mean(), len(sc))
+    labelled = p.sentiment.dropna()
+    for label in ("positive", "neutral", "negative"):
+        share(f"sentiment_{label}_rate", int((labelled == label).sum()), len(labelled))
+    buys = c[(c.outcome == "purchased") & (c.ts >= start) & (c.ts < end)]
+    put("conversions", len(buys), len(buys))
+    currencies = sorted(buys.currency.dropna().unique())
+    if len(currencies) == 1:
+        revenue = buys.amount_minor.sum() / 100
+        put("revenue", revenue, len(buys))
+        if active:
+            put("arpu", revenue / active, active)
+        for intent, g in buys.groupby(buys.intent.fillna("(none)")):
+            put("revenue_by_intent", g.amount_minor.sum() / 100, len(g), f"intent={intent}")
+    else:
+        for cur, g in buys.groupby("currency"):
+            put("revenue", g.amount_minor.sum() / 100, len(g), f"currency={cur}")
+        for (intent, cur), g in buys.groupby([buys.intent.fillna("(none)"), "currency"]):
+            put("revenue_by_intent", g.amount_minor.sum() / 100, len(g),
+                f"intent={intent};currency={cur}")
+    return out
+
+
+@pytest.fixture
+def loaded(database_url: str) -> tuple[sa.Engine, pd.DataFrame, pd.DataFrame]:
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    interactions, conversions = make_rows(11)
+    store = BatchStore(engine, TIMEOUT)
+    for i in range(0, len(interactions), 400):
+        store.write(interactions[i:i + 400], [], [], [])
+    store.write([], [], [], conversions)
+    inter = pd.read_sql("SELECT * FROM interactions", engine)
+    conv = pd.read_sql("SELECT * FROM conversions", engine)
+    for frame in (inter, conv):
+        frame["ts"] = pd.to_datetime(frame.ts, utc=True, format="ISO8601")
+    return engine, inter, conv
+
+
+@pytest.mark.parametrize("kind", ["hourly", "daily", "weekly", "monthly"])
+def test_every_kpi_matches_an_independent_computation(
+        loaded: tuple[sa.Engine, pd.DataFrame, pd.DataFrame], kind: str) -> None:
+    engine, inter, conv = loaded
+    starts = list(periods_between(FIRST, LAST + timedelta(hours=2), kind))
+    if kind == "hourly":
+        starts = starts[::3]  # a sample of the hours keeps the test quick
+    checked = 0
+    for start in starts:
+        rollup_period(engine, kind, start)
+        stored = pd.read_sql(
+            sa.text("SELECT * FROM kpi_metrics WHERE aggregation_period = :k"), engine,
+            params={"k": kind})
+        stored["period_start"] = pd.to_datetime(stored.period_start, utc=True,
+                                                format="ISO8601")
+        for bot in (1, 2):
+            mine = stored[(stored.bot_id == bot) & (stored.period_start == start)]
+            got = {(r.metric_type, r.dimension if isinstance(r.dimension, str) else None):
+                   (r.metric_value, r.sample_size) for r in mine.itertuples()}
+            active = ((inter.bot_id == bot) & (inter.ts >= start)
+                      & (inter.ts < period_end(start, kind))).any()
+            want = expected_kpis(inter, conv, kind, start, "t", bot) if active or \
+                ((conv.bot_id == bot) & (conv.ts >= start)
+                 & (conv.ts < period_end(start, kind))).any() else {}
+            assert set(got) == set(want), f"{kind} {start} bot {bot}"
+            for key, (value, n) in want.items():
+                assert got[key][1] == n, (kind, start, bot, key)
+                assert got[key][0] == pytest.approx(value, rel=1e-12, abs=1e-12), \
+                    (kind, start, bot, key)
+                checked += 1
+    assert checked > 60  # the comparisons really happened
+
+
+def test_rollup_is_idempotent_and_empty_periods_have_no_rows(
+        loaded: tuple[sa.Engine, pd.DataFrame, pd.DataFrame]) -> None:
+    engine = loaded[0]
+    day = period_start(FIRST + timedelta(days=1), "daily")
+    first = rollup_period(engine, "daily", day)
+    second = rollup_period(engine, "daily", day)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM kpi_metrics")).scalar_one()
+    assert first == second == n > 0
+    empty = datetime(2027, 6, 1, tzinfo=UTC)
+    assert rollup_range(engine, "daily", empty, empty + timedelta(days=3)) == 0
+
+
+def test_period_bounds() -> None:
+    t = datetime(2026, 1, 1, 13, 45, tzinfo=UTC)  # a Thursday
+    assert period_start(t, "hourly") == datetime(2026, 1, 1, 13, tzinfo=UTC)
+    assert period_start(t, "daily") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert period_start(t, "weekly") == datetime(2025, 12, 29, tzinfo=UTC)  # ISO Monday
+    assert period_start(t, "monthly") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert period_end(datetime(2026, 2, 1, tzinfo=UTC), "monthly") == \
+        datetime(2026, 3, 1, tzinfo=UTC)
+    assert period_end(datetime(2025, 12, 1, tzinfo=UTC), "monthly") == \
+        datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="period must be one of"):
+        period_start(t, "fortnight")
