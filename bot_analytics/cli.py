@@ -7,6 +7,8 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .config import ConfigError, load_config
 
@@ -47,6 +49,83 @@ def _cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_day(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date: {text!r} (use YYYY-MM-DD or an ISO timestamp)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _cmd_rollup(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .kpis.rollup import rollup_range
+    from .storage import db
+
+    settings = load_config(args.config)
+    engine = db.create_db_engine(settings.database.url)
+    m = settings.metrics
+    first = args.from_
+    last = args.to or datetime.now(UTC)
+    if last <= first:
+        print(f"bot-analytics: --to ({last.isoformat()}) must be after --from "
+              f"({first.isoformat()})", file=sys.stderr)
+        return 2
+    written = rollup_range(
+        engine, args.period, first, last,
+        progress=lambda starts: tqdm(starts, unit="period", desc=f"{args.period} rollup",
+                                     disable=None),
+        session_timeout=timedelta(minutes=m.session_timeout_minutes),
+        attribution_window=timedelta(hours=m.attribution_window_hours))
+    print(f"wrote {written:,} KPI rows ({args.period}, {first.date()} to {last.date()})")
+    engine.dispose()
+    return 0
+
+
+def _cmd_kpi(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    from .kpis.queries import format_change, format_value, latest_with_change
+    from .storage import db
+
+    settings = load_config(args.config)
+    engine = db.create_db_engine(settings.database.url)
+    rows = latest_with_change(engine, args.period, tenant_id=args.tenant, bot_id=args.bot)
+    engine.dispose()
+    if not rows:
+        print(f"no {args.period} KPIs yet: run `bot-analytics rollup --period {args.period} "
+              f"--from YYYY-MM-DD`", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    elif args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0].as_dict()))
+        writer.writeheader()
+        writer.writerows(r.as_dict() for r in rows)
+    else:
+        print(render_table(rows, format_value, format_change))
+    return 0
+
+
+def render_table(rows: Sequence[Any], fmt_value: Any, fmt_change: Any) -> str:
+    lines: list[str] = []
+    current = None
+    for r in rows:
+        head = (r.tenant_id, r.bot_id, r.period_start)
+        if head != current:
+            current = head
+            lines.append(f"\ntenant {r.tenant_id}, bot {r.bot_id}, period from "
+                         f"{r.period_start:%Y-%m-%d %H:%M} UTC")
+            lines.append(f"  {'metric':34} {'value':>14} {'n':>8}  change")
+        name = r.metric + (f" [{r.dimension}]" if r.dimension else "")
+        lines.append(f"  {name:34} {fmt_value(r.metric, r.value):>14} {r.sample_size:>8,}  "
+                     f"{fmt_change(r.change)}")
+    return "\n".join(lines).lstrip("\n")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo, summarize
 
@@ -64,6 +143,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               f"{health['capture_failures'] + health['enrichment_failures']} failures.")
         print()
         print(summarize(result.database_url))
+        from .kpis.periods import period_start
+        from .kpis.queries import format_change, format_value, latest_with_change
+        from .kpis.rollup import rollup_range
+        from .storage import db
+
+        engine = db.create_db_engine(result.database_url)
+        rollup_range(engine, "daily", result.first, result.last)
+        # Whole weeks only, so the last week compares like with like.
+        rollup_range(engine, "weekly", result.first, period_start(result.last, "weekly"))
+        print()
+        print("KPIs of the last whole simulated week, with the change against the week "
+              "before (kpi_metrics; `bot-analytics kpi` prints the same):")
+        print(render_table(latest_with_change(engine, "weekly"), format_value,
+                           format_change))
+        engine.dispose()
         return 0
 
     return asyncio.run(run())
@@ -87,6 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("member_id", type=int, help="the member's Telegram user id")
     p.add_argument("--tenant", default=None, help="only this tenant (default: all)")
     p.set_defaults(func=_cmd_forget)
+
+    p = sub.add_parser("rollup", help="compute KPIs for past periods (backfill)")
+    p.add_argument("--period", default="daily",
+                   help="hourly, daily, weekly or monthly (default daily)")
+    p.add_argument("--from", dest="from_", type=_parse_day, required=True,
+                   help="first day (YYYY-MM-DD, UTC)")
+    p.add_argument("--to", type=_parse_day, default=None,
+                   help="end, exclusive (default: now)")
+    p.set_defaults(func=_cmd_rollup)
+
+    p = sub.add_parser("kpi", help="latest KPIs with the change against the period before")
+    p.add_argument("--period", default="weekly",
+                   help="hourly, daily, weekly or monthly (default weekly)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--tenant", default=None)
+    p.add_argument("--bot", type=int, default=None)
+    p.set_defaults(func=_cmd_kpi)
 
     p = sub.add_parser("demo", help="run the example bot against the offline Telegram")
     p.add_argument("--users", type=int, default=300)
@@ -112,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"bot-analytics: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"bot-analytics: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

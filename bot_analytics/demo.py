@@ -150,6 +150,8 @@ class DemoResult:
     updates: int
     seconds: float
     analytics: Analytics
+    first: datetime  # simulated time: the first day...
+    last: datetime   # ...and the end (exclusive)
 
 
 async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
@@ -232,7 +234,8 @@ async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
         await dp.stop_polling()
         await polling
         await emu.stop()
-    return DemoResult(database_url, users, injected, time.perf_counter() - t0, analytics)
+    return DemoResult(database_url, users, injected, time.perf_counter() - t0, analytics,
+                      begin, begin + timedelta(days=days))
 
 
 def _perform(user: SimUser, act: _Action, emu: TelegramEmulator, payments: list[Any]) -> int:

@@ -80,3 +80,36 @@ async def test_demo_records_what_it_simulated(database_url: str, tmp_path: Path)
     assert total + blocks == result.updates
     text = summarize(database_url)
     assert f"Recorded {total:,} interactions from {users} members" in text
+
+
+async def test_rollup_and_kpi_commands(database_url: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    import json
+    from datetime import timedelta
+
+    a = Analytics(make_settings(database_url, tmp_path))
+    day = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday
+    for i in range(6):  # week one: 6 interactions by 2 members
+        a.writer.put(event(i, member=i % 2, ts=day + timedelta(hours=i)))
+    for i in range(6, 9):  # week two: 3 interactions by 1 member
+        a.writer.put(event(i, member=5, ts=day + timedelta(days=7, hours=i)))
+    await a.close()
+    cfg = write_config(tmp_path, database_url)
+    args = ["-c", str(cfg), "rollup", "--period", "weekly", "--from", "2026-03-02",
+            "--to", "2026-03-16"]
+    assert await asyncio.to_thread(main, args) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["-c", str(cfg), "kpi", "--period", "week",
+                                          "--format", "json"]) == 0
+    got = {r["metric"]: r for r in json.loads(capsys.readouterr().out)}
+    assert got["interactions"]["value"] == 3 and got["interactions"]["previous"] == 6
+    assert got["interactions"]["change"] == -0.5
+    assert got["active_users"]["value"] == 1 and got["active_users"]["previous"] == 2
+    assert got["new_users"]["value"] == 1
+    assert await asyncio.to_thread(main, ["-c", str(cfg), "kpi"]) == 0
+    table = capsys.readouterr().out
+    assert "interactions" in table and "▼ 50.0%" in table
+    bad = ["-c", str(cfg), "rollup", "--period", "fortnight", "--from", "2026-03-02"]
+    assert await asyncio.to_thread(main, bad) == 2
+    assert "period must be one of" in capsys.readouterr().err
