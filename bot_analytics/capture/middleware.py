@@ -47,35 +47,18 @@ class CaptureMiddleware(BaseMiddleware):
                 result = await handler(event, data)
         except BaseException as error:
             current_update.reset(token)
-            plugin.writer.counters.updates += 1
             finish(plugin, ctx, UNHANDLED, error, perf_counter())
             raise
         t_end = perf_counter()
         current_update.reset(token)
-        plugin.writer.counters.updates += 1
-        if result is None:
-            # The common case, inlined: a handler that returned nothing.
-            try:
-                first = ctx.first_reply_at
-                plugin.writer.put(Captured(
-                    event, ctx.bot_id, ctx.tenant_id, ctx.received, True, None,
-                    (t_end - t0) * 1000.0, ctx.first_reply,
-                    None if first is None else (first - t0) * 1000.0,
-                    ctx.reply_count, ctx.escalated, ctx.intent))
-                if ctx.conversions:
-                    for conversion in ctx.conversions:
-                        plugin.writer.put(conversion)
-            except Exception:
-                plugin._capture_failed("recording update %s",
-                                       getattr(event, "update_id", "?"))
-        else:
-            finish(plugin, ctx, result, None, t_end)
+        finish(plugin, ctx, result, None, t_end)
         return result
 
 
 def finish(plugin: Analytics, ctx: UpdateContext, result: Any, error: BaseException | None,
            t_end: float) -> None:
     """Queue the record of a handled update. Never raises."""
+    plugin.writer.counters.updates += 1
     try:
         if result is not None and result is not UNHANDLED and isinstance(result,
                                                                          TelegramMethod):
