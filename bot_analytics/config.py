@@ -107,6 +107,39 @@ class MetricSettings(_Section):
     attribution_window_hours: float = Field(default=24.0, gt=0)
 
 
+PeriodKind = Literal["hourly", "daily", "weekly", "monthly"]
+
+
+def _default_schedule() -> dict[PeriodKind, str]:
+    return {"hourly": "5 * * * *", "daily": "15 0 * * *", "weekly": "30 0 * * mon",
+            "monthly": "45 0 1 * *"}
+
+
+class RollupSettings(_Section):
+    #: Run the KPI rollups on a schedule inside the bot process.
+    enabled: bool = True
+    #: Each run also recomputes this many earlier periods, to take in late data.
+    lookback: int = Field(default=2, ge=0)
+    #: Cron expressions (UTC) per period kind; remove a kind to not roll it up.
+    schedule: dict[PeriodKind, str] = Field(default_factory=_default_schedule)
+    #: A run missed while the bot was down still happens if at most this late; runs
+    #: missed several times over are coalesced into one.
+    misfire_grace_seconds: int = Field(default=6 * 3600, ge=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: dict[PeriodKind, str]) -> dict[PeriodKind, str]:
+        from apscheduler.triggers.cron import CronTrigger
+
+        for kind, cron in value.items():
+            try:
+                CronTrigger.from_crontab(cron, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"{kind}: {cron!r} is not a cron expression "
+                                 f"(minute hour day month weekday): {exc}") from None
+        return value
+
+
 class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     tenants: TenantSettings = Field(default_factory=TenantSettings)
@@ -115,6 +148,7 @@ class Settings(_Section):
     intents: IntentSettings = Field(default_factory=IntentSettings)
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     metrics: MetricSettings = Field(default_factory=MetricSettings)
+    rollup: RollupSettings = Field(default_factory=RollupSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database", mode="before")

@@ -52,9 +52,14 @@ class Analytics:
                  clock: Callable[[], datetime] | None = None,
                  intent_detector: IntentDetector | None = None,
                  sentiment_analyzer: SentimentAnalyzer | None = None,
-                 engine: Engine | None = None):
+                 engine: Engine | None = None, name: str = "main"):
         self.settings = settings if settings is not None else parse_settings({}, "defaults")
         s = self.settings
+        #: Names this instance's scheduled jobs (several may share one database).
+        self.name = name
+        self.scheduler: Any = None
+        self.job_counters: dict[str, Any] = {"runs": 0, "failures": 0, "last_run_at": None,
+                                             "last_error": None}
         self.clock = clock or _utcnow
         # The hot path takes epoch seconds from the default clock (the writer makes
         # datetimes of them); a custom clock is called as given.
@@ -164,20 +169,43 @@ class Analytics:
         await self.close()
 
     async def start(self) -> None:
-        """Start the background writer (setup() does this on dispatcher start-up)."""
+        """Start the background writer and the scheduled rollups (setup() does this on
+        dispatcher start-up)."""
         await self.writer.start()
+        r = self.settings.rollup
+        if r.enabled and r.schedule and self.scheduler is None:
+            try:
+                await self.writer.run_in_worker(self.writer._ensure_store)
+                from .jobs import start_scheduler
+
+                self.scheduler = start_scheduler(self)
+            except Exception as error:
+                self.job_counters["failures"] += 1
+                self.job_counters["last_error"] = f"starting the scheduler: {error}"[:500]
+                log.exception("bot-analytics: the scheduler did not start; KPI rollups "
+                              "will not run until the plugin restarts")
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is written (or spooled)."""
         return await self.writer.flush(timeout)
 
     async def close(self, timeout: float | None = None) -> bool:
-        """Flush and stop the writer; for bots that don't use the dispatcher's lifecycle."""
+        """Stop the scheduler, flush and stop the writer; for bots that don't use the
+        dispatcher's lifecycle."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
         return await self.writer.close(timeout or self.settings.writer.shutdown_timeout)
 
     def health(self) -> dict[str, Any]:
-        """Counters of the capture pipeline."""
-        return self.writer.health()
+        """Counters of the capture pipeline and the scheduled jobs."""
+        health = self.writer.health()
+        jobs = dict(self.job_counters)
+        if self.scheduler is not None:
+            jobs["next_runs"] = {job.name: job.next_run_time
+                                 for job in self.scheduler.get_jobs()}
+        health["jobs"] = jobs
+        return health
 
     # -- the hot path's helpers -------------------------------------------------------
     def _bot_identity(self, bot: Any) -> tuple[int, str]:

@@ -3,6 +3,7 @@ between SQLite and PostgreSQL. Everything dialect-specific lives here."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -176,3 +177,28 @@ def delete_member(conn: Connection, tenant_id: str | None, member_id: int) -> di
         deleted[table.name] = result.rowcount or 0
     return deleted
 
+
+
+class RunLock:
+    """Keeps several bot processes from running the same job at once: a PostgreSQL
+    session advisory lock; on SQLite (one process writes) always granted."""
+
+    def __init__(self, engine: Engine, name: str):
+        self.engine = engine
+        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big",
+                                  signed=True)
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True
+        self._conn = self.engine.connect()
+        got = self._conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"),
+                                 {"k": self.key}).scalar()
+        return bool(got)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            self._conn.close()
+            self._conn = None

@@ -203,4 +203,13 @@ class KpiMetric(SQLModel, table=True):
     computed_at: datetime = _ts()
 
 
+# The scheduler's job store: APScheduler's table layout, created by our migrations so
+# that every table comes from Alembic. APScheduler reads and writes it.
+scheduler_jobs = sa.Table(
+    "bot_analytics_jobs", SQLModel.metadata,
+    sa.Column("id", sa.Unicode(191), primary_key=True),
+    sa.Column("next_run_time", sa.Float(25), index=True),
+    sa.Column("job_state", sa.LargeBinary, nullable=False),
+)
+
 metadata = SQLModel.metadata

@@ -1,0 +1,100 @@
+"""Scheduled jobs: APScheduler 3 ``AsyncIOScheduler`` on the bot's event loop, with a
+persistent job store in the analytics database, configured from ``rollup:``.
+
+Jobs are stored by reference (``bot_analytics.jobs:run_rollup``) with the name of the
+plugin instance that owns them, so a restart picks them up where they were; coalescing
+and the misfire grace time make a restart neither skip nor double a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .kpis.periods import period_end, period_start
+from .kpis.rollup import rollup_period
+from .storage.db import RunLock
+
+if TYPE_CHECKING:
+    from .plugin import Analytics
+
+log = logging.getLogger("bot_analytics.jobs")
+
+#: Plugin instances by name, for jobs loaded from the persistent store.
+_instances: weakref.WeakValueDictionary[str, Analytics] = weakref.WeakValueDictionary()
+
+
+def periods_to_roll(kind: str, now: datetime, lookback: int) -> list[datetime]:
+    """The last complete period before ``now`` and ``lookback`` periods before it."""
+    current = period_start(now, kind)
+    starts: list[datetime] = []
+    start = current
+    for _ in range(lookback + 1):
+        start = period_start(start - timedelta(microseconds=1), kind)
+        starts.append(start)
+    return sorted(starts)
+
+
+def rollup_now(analytics: Analytics, kind: str, now: datetime | None = None) -> int:
+    """Roll up the finished periods of ``kind`` (run in a worker thread)."""
+    s = analytics.settings
+    now = now or datetime.now(UTC)
+    written = 0
+    with RunLock(analytics.engine, f"bot-analytics rollup {kind}") as got:
+        if not got:
+            log.info("another process is rolling up %s periods; skipped", kind)
+            return 0
+        for start in periods_to_roll(kind, now, s.rollup.lookback):
+            assert period_end(start, kind) <= now
+            written += rollup_period(
+                analytics.engine, kind, start,
+                session_timeout=timedelta(minutes=s.metrics.session_timeout_minutes),
+                attribution_window=timedelta(hours=s.metrics.attribution_window_hours),
+                now=now)
+    return written
+
+
+async def run_rollup(instance: str, kind: str) -> None:
+    """The scheduled job. Failures are logged and counted, never raised into the bot."""
+    analytics = _instances.get(instance)
+    if analytics is None:
+        log.warning("rollup job for %r: no such analytics instance in this process", instance)
+        return
+    counters = analytics.job_counters
+    try:
+        written = await asyncio.get_running_loop().run_in_executor(
+            None, rollup_now, analytics, kind)
+        counters["runs"] += 1
+        counters["last_run_at"] = datetime.now(UTC)
+        log.info("%s rollup wrote %d KPI rows", kind, written)
+    except Exception as error:
+        counters["failures"] += 1
+        counters["last_error"] = f"{kind} rollup: {type(error).__name__}: {error}"[:500]
+        log.exception("bot-analytics: the %s rollup failed; it runs again next time", kind)
+
+
+def start_scheduler(analytics: Analytics) -> Any:
+    """Create and start the scheduler on the running loop; returns it."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from apscheduler.triggers.cron import CronTrigger
+
+    s = analytics.settings.rollup
+    _instances[analytics.name] = analytics
+    scheduler = AsyncIOScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=analytics.engine,
+                                                 tablename="bot_analytics_jobs")},
+        job_defaults={"coalesce": True, "max_instances": 1,
+                      "misfire_grace_time": s.misfire_grace_seconds},
+        timezone=UTC)
+    for kind, cron in s.schedule.items():
+        scheduler.add_job("bot_analytics.jobs:run_rollup",
+                          CronTrigger.from_crontab(cron, timezone=UTC),
+                          args=[analytics.name, kind],
+                          id=f"{analytics.name}:rollup:{kind}", replace_existing=True,
+                          name=f"{kind} KPI rollup")
+    scheduler.start()
+    return scheduler
