@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from .common import Kpi, mean, rate
+from .common import Kpi, rate
 from .data import PeriodData
 
 CATEGORY = "customer_experience"
 
 
 def compute(d: PeriodData) -> list[Kpi]:
-    scores = [r.sentiment_score for r in d.interactions if r.sentiment_score is not None]
-    out = mean(CATEGORY, "sentiment_avg", scores)
-    labelled = [r.sentiment for r in d.interactions if r.sentiment is not None]
+    t = d.totals
+    out: list[Kpi] = []
+    if t.scored:
+        out.append(Kpi(CATEGORY, "sentiment_avg", t.sentiment_sum / t.scored, t.scored))
+    labelled = sum(t.labels.values())
     for label in ("positive", "neutral", "negative"):
-        out += rate(CATEGORY, f"sentiment_{label}_rate",
-                    sum(1 for x in labelled if x == label), len(labelled))
+        out += rate(CATEGORY, f"sentiment_{label}_rate", t.labels.get(label, 0), labelled)
     return out

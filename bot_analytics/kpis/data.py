@@ -9,14 +9,16 @@ followed until it closes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..storage.db import raw_rows
 from ..storage.queries import CONVERSIONS, INTERACTIONS
 
 # How far past the period's end one query follows sessions that are still open.
@@ -33,14 +35,6 @@ class Session:
     last_intent: str | None = None
     ids: list[int] = field(default_factory=list)
 
-    def add(self, row: Any) -> None:
-        self.interactions += 1
-        self.escalated = self.escalated or bool(row.escalated)
-        self.last = row.ts
-        self.last_handled = bool(row.handled)
-        self.last_intent = row.intent
-        self.ids.append(row.id)
-
 
 @dataclass
 class Purchase:
@@ -51,12 +45,29 @@ class Purchase:
 
 
 @dataclass
+class Totals:
+    """Per-interaction aggregates of the period, computed by the database."""
+
+    interactions: int = 0
+    active_users: int = 0
+    fallbacks: int = 0
+    errors: int = 0
+    replied: int = 0
+    response_time_sum: float = 0.0
+    response_time_p50: float | None = None
+    response_time_p95: float | None = None
+    scored: int = 0
+    sentiment_sum: float = 0.0
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class PeriodData:
     """What the KPI families read for one tenant, bot and period."""
 
     start: datetime
     end: datetime
-    interactions: list[Any]          # rows in [start, end)
+    totals: Totals
     sessions: list[Session]          # sessions starting in [start, end)
     new_users: int
     known_members: int
@@ -64,75 +75,129 @@ class PeriodData:
     trigger_outcomes: dict[int, set[str]]  # trigger interaction id -> outcomes
 
 
-def _key(row: Any) -> tuple[int, int]:
-    return row.member_id, row.chat_id if row.chat_id is not None else row.member_id
-
-
-def _select(tenant: str, bot: int) -> Any:
+def _in_period(tenant: str, bot: int, start: datetime, end: datetime) -> list[Any]:
     t = INTERACTIONS.c
-    return (sa.select(t.id, t.member_id, t.chat_id, t.ts, t.intent, t.handled, t.escalated)
-            .where(t.tenant_id == tenant, t.bot_id == bot))
+    return [t.tenant_id == tenant, t.bot_id == bot, t.ts >= start, t.ts < end]
+
+
+def load_totals(conn: Connection, tenant: str, bot: int, start: datetime,
+                end: datetime) -> Totals:
+    t = INTERACTIONS.c
+    where = _in_period(tenant, bot, start, end)
+
+    def count_if(cond: Any) -> Any:
+        return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+
+    row = conn.execute(sa.select(
+        sa.func.count(), sa.func.count(sa.distinct(t.member_id)),
+        count_if(sa.or_(t.intent == "unknown", sa.not_(t.handled))),
+        count_if(t.error.is_not(None)),
+        sa.func.count(t.response_time_ms), sa.func.coalesce(sa.func.sum(t.response_time_ms), 0),
+        sa.func.count(t.sentiment_score), sa.func.coalesce(sa.func.sum(t.sentiment_score), 0),
+        count_if(t.sentiment == "positive"), count_if(t.sentiment == "neutral"),
+        count_if(t.sentiment == "negative")).where(*where)).one()
+    totals = Totals(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]),
+                    float(row[5]), None, None, int(row[6]), float(row[7]),
+                    {"positive": int(row[8]), "neutral": int(row[9]),
+                     "negative": int(row[10])})
+    if totals.replied:
+        # One sorted read serves both nearest ranks (the value at rank ceil(p * n)).
+        k50 = max(1, math.ceil(0.5 * totals.replied))
+        k95 = max(1, math.ceil(0.95 * totals.replied))
+        ranked = conn.execute(
+            sa.select(t.response_time_ms).where(*where, t.response_time_ms.is_not(None))
+            .order_by(t.response_time_ms).limit(k95)).fetchall()
+        totals.response_time_p50 = float(ranked[k50 - 1][0])
+        totals.response_time_p95 = float(ranked[k95 - 1][0])
+    return totals
+
+
+def _session_rows(conn: Connection, tenant: str, bot: int, lo: datetime, hi: datetime,
+                  members: list[int] | None = None) -> list[Any]:
+    """(id, member, chat, ts, intent, handled, escalated) in session order, straight
+    from the driver (timestamps are text on SQLite): the ORM's per-row work cost more
+    than everything else together."""
+    t = INTERACTIONS.c
+    chat = sa.func.coalesce(t.chat_id, t.member_id)
+    stmt = (sa.select(t.id, t.member_id, chat, t.ts, t.intent, t.handled, t.escalated)
+            .where(t.tenant_id == tenant, t.bot_id == bot, t.ts >= lo, t.ts < hi))
+    if members is not None:
+        stmt = stmt.where(t.member_id.in_(members))
+    return raw_rows(conn, stmt.order_by(t.member_id, chat, t.ts, t.id))
+
+
+def _parser(conn: Connection) -> Any:
+    """Driver timestamp -> aware UTC datetime."""
+    if conn.dialect.name == "sqlite":
+        def parse(value: str) -> datetime:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return parse
+    return lambda value: value.astimezone(UTC) if value.tzinfo is not UTC else value
 
 
 def load_sessions(conn: Connection, tenant: str, bot: int, start: datetime, end: datetime,
                   timeout: timedelta) -> list[Session]:
-    t = INTERACTIONS.c
-    rows = conn.execute(_select(tenant, bot).where(t.ts >= start - timeout, t.ts < end)
-                        .order_by(t.member_id, t.chat_id, t.ts, t.id)).all()
-    by_key: dict[tuple[int, int], list[Any]] = {}
-    for row in rows:
-        by_key.setdefault(_key(row), []).append(row)
+    parse = _parser(conn)
     kept: list[Session] = []
     open_: dict[tuple[int, int], Session] = {}
-    for key, key_rows in by_key.items():
-        key_rows.sort(key=lambda r: (r.ts, r.id))
-        current: Session | None = None
-        prev: datetime | None = None
-        for row in key_rows:
-            if prev is None or row.ts - prev > timeout:
-                current = Session(row.ts, row.ts)
-                if start <= row.ts < end:
-                    kept.append(current)
-            assert current is not None
-            current.add(row)
-            prev = row.ts
-        if current is not None and start <= current.start and current.last + timeout >= end:
-            open_[key] = current
-    _follow(conn, tenant, bot, open_, end, timeout)
+    key: tuple[int, int] | None = None
+    prev: datetime | None = None
+    current: Session | None = None  # None while in a session that started before start
+    for rid, member, chat, raw, intent, handled, escalated in _session_rows(
+            conn, tenant, bot, start - timeout, end):
+        ts = parse(raw)
+        if (member, chat) != key or prev is None or ts - prev > timeout:
+            if current is not None and key is not None and current.last + timeout >= end:
+                open_[key] = current
+            key = (member, chat)
+            current = Session(ts, ts) if ts >= start else None
+            if current is not None:
+                kept.append(current)
+        prev = ts
+        if current is not None:
+            current.interactions += 1
+            current.escalated = current.escalated or bool(escalated)
+            current.last = ts
+            current.last_handled = bool(handled)
+            current.last_intent = intent
+            current.ids.append(rid)
+    if current is not None and key is not None and current.last + timeout >= end:
+        open_[key] = current
+    _follow(conn, tenant, bot, open_, end, timeout, parse)
     return kept
 
 
 def _follow(conn: Connection, tenant: str, bot: int, open_: dict[tuple[int, int], Session],
-            end: datetime, timeout: timedelta) -> None:
+            end: datetime, timeout: timedelta, parse: Any) -> None:
     """Extend sessions still open at ``end`` with their later interactions."""
-    t = INTERACTIONS.c
     cursor = end
     while open_:
         upto = cursor + _FOLLOW_STEP
         members = sorted({k[0] for k in open_})
-        rows = conn.execute(_select(tenant, bot).where(
-            t.member_id.in_(members), t.ts >= cursor, t.ts < upto)
-            .order_by(t.ts, t.id)).all()
-        for row in rows:
-            session = open_.get(_key(row))
+        for rid, member, chat, raw, intent, handled, escalated in _session_rows(
+                conn, tenant, bot, cursor, upto, members):
+            session = open_.get((member, chat))
             if session is None:
                 continue
-            if row.ts - session.last > timeout:
-                del open_[_key(row)]
-            else:
-                session.add(row)
-        for key in [k for k, s in open_.items() if s.last + timeout < upto]:
-            del open_[key]
+            ts = parse(raw)
+            if ts - session.last > timeout:
+                del open_[(member, chat)]
+                continue
+            session.interactions += 1
+            session.escalated = session.escalated or bool(escalated)
+            session.last = ts
+            session.last_handled = bool(handled)
+            session.last_intent = intent
+            session.ids.append(rid)
+        for k in [k for k, v in open_.items() if v.last + timeout < upto]:
+            del open_[k]
         cursor = upto
 
 
 def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: datetime,
                 timeout: timedelta, attribution_window: timedelta) -> PeriodData:
     t = INTERACTIONS.c
-    interactions = list(conn.execute(
-        sa.select(t.member_id, t.intent, t.handled, t.error, t.response_time_ms,
-                  t.sentiment, t.sentiment_score)
-        .where(t.tenant_id == tenant, t.bot_id == bot, t.ts >= start, t.ts < end)))
+    totals = load_totals(conn, tenant, bot, start, end)
     sessions = load_sessions(conn, tenant, bot, start, end, timeout)
 
     earlier = INTERACTIONS.alias("earlier")
@@ -160,8 +225,7 @@ def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: d
                    c.outcome.in_(("purchased", "resolved")), c.ts >= start - timeout,
                    c.ts <= max(last_seen, end) + attribution_window)):
         triggers.setdefault(r.interaction_id, set()).add(r.outcome)
-    return PeriodData(start, end, interactions, sessions, new_users, known, purchases,
-                      triggers)
+    return PeriodData(start, end, totals, sessions, new_users, known, purchases, triggers)
 
 
 def tenants_and_bots(conn: Connection, start: datetime, end: datetime

@@ -11,9 +11,9 @@ NOT_COMPLETED = frozenset({"unknown", "abandoned"})
 
 
 def compute(d: PeriodData) -> list[Kpi]:
-    n = len(d.interactions)
+    n = d.totals.interactions
     sessions = d.sessions
-    active = len({r.member_id for r in d.interactions})
+    active = d.totals.active_users
     out = [Kpi(CATEGORY, "interactions", n, n),
            Kpi(CATEGORY, "sessions", len(sessions), len(sessions)),
            Kpi(CATEGORY, "active_users", active, active),

@@ -22,7 +22,7 @@ def compute(d: PeriodData) -> list[Kpi]:
     for p in purchases:
         by_currency[p.currency].append(p.amount_minor)
     currencies = [c for c in by_currency if c is not None]
-    active = len({r.member_id for r in d.interactions})
+    active = d.totals.active_users
 
     def money(minor: int, currency: str) -> float:
         # Summed in minor units (exact), then shown in the main unit.
