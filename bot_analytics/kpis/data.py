@@ -35,6 +35,15 @@ class Session:
     last_intent: str | None = None
     ids: list[int] = field(default_factory=list)
 
+    def add(self, rid: int, ts: datetime, intent: str | None, handled: Any,
+            escalated: Any) -> None:
+        self.interactions += 1
+        self.escalated = self.escalated or bool(escalated)
+        self.last = ts
+        self.last_handled = bool(handled)
+        self.last_intent = intent
+        self.ids.append(rid)
+
 
 @dataclass
 class Purchase:
@@ -155,12 +164,7 @@ def load_sessions(conn: Connection, tenant: str, bot: int, start: datetime, end:
                 kept.append(current)
         prev = ts
         if current is not None:
-            current.interactions += 1
-            current.escalated = current.escalated or bool(escalated)
-            current.last = ts
-            current.last_handled = bool(handled)
-            current.last_intent = intent
-            current.ids.append(rid)
+            current.add(rid, ts, intent, handled, escalated)
     if current is not None and key is not None and current.last + timeout >= end:
         open_[key] = current
     _follow(conn, tenant, bot, open_, end, timeout, parse)
@@ -183,12 +187,7 @@ def _follow(conn: Connection, tenant: str, bot: int, open_: dict[tuple[int, int]
             if ts - session.last > timeout:
                 del open_[(member, chat)]
                 continue
-            session.interactions += 1
-            session.escalated = session.escalated or bool(escalated)
-            session.last = ts
-            session.last_handled = bool(handled)
-            session.last_intent = intent
-            session.ids.append(rid)
+            session.add(rid, ts, intent, handled, escalated)
         for k in [k for k, v in open_.items() if v.last + timeout < upto]:
             del open_[k]
         cursor = upto
