@@ -230,6 +230,28 @@ async def test_a_refused_row_does_not_take_its_batch_with_it(tmp_path: Path) -> 
     assert "update 3" in h["last_error"]
 
 
+async def test_a_refused_derived_row_is_not_counted_as_a_lost_event(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'derived.sqlite3'}"
+    a = Analytics(make_settings(url, tmp_path, writer={"flush_at": 10}))
+    real_write = a._write_batch
+
+    def refuse_start_rows(batch: PreparedBatch) -> None:
+        if any(e["kind"] == "start" for e in batch.member_events):
+            raise sa.exc.IntegrityError("INSERT", {}, Exception("CHECK constraint failed"))
+        real_write(batch)
+
+    a.writer._write = refuse_start_rows
+    for i in (1, 2):
+        a.writer.put(event(i))
+    start = event(3, text="/start promo")
+    a.writer.put(type(start)(**{k: getattr(start, k) for k in start.__slots__}
+                             | {"command": "/start", "command_args": "promo"}))
+    await a.close()
+    assert stored_ids(url) == [1, 2, 3]  # every interaction, the /start one included
+    h = a.health()
+    assert (h["written"], h["rejected"]) == (3, 0)  # only the derived start row is missing
+
+
 def test_spool_survives_a_torn_last_line(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.jsonl")
     b1 = PreparedBatch([{"update_id": 1, "ts": T0}], [], [])

@@ -60,6 +60,16 @@ class Pseudonymizer:
         return self.member(chat_id)
 
 
+def derived_member_event(row: dict[str, Any]) -> bool:
+    """``start`` rows derive from a /start interaction, which is the counted event."""
+    return bool(row["kind"] == "start")
+
+
+def derived_conversion(row: dict[str, Any]) -> bool:
+    """Payment conversions derive from the payment's interaction."""
+    return bool(row["source"] == "telegram_payment")
+
+
 @dataclass
 class PreparedBatch:
     """Rows ready to insert; also the unit written to and replayed from the spool."""
@@ -70,11 +80,10 @@ class PreparedBatch:
     conversions: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        """Captured events in the batch (``start`` rows and payment conversions derive
-        from an interaction and are not counted again)."""
+        """Captured events in the batch (derived rows are not counted again)."""
         return (len(self.interactions)
-                + sum(1 for e in self.member_events if e["kind"] != "start")
-                + sum(1 for c in self.conversions if c["source"] != "telegram_payment"))
+                + sum(1 for e in self.member_events if not derived_member_event(e))
+                + sum(1 for c in self.conversions if not derived_conversion(c)))
 
 
 @dataclass

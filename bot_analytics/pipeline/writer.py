@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 
 from ..capture.extract import to_events
 from ..events import Captured, ConversionEvent, InteractionEvent, MemberEvent, Skipped
-from .enrich import Enricher, PreparedBatch
+from .enrich import Enricher, PreparedBatch, derived_conversion, derived_member_event
 from .spool import Spool
 
 log = logging.getLogger("bot_analytics.writer")
@@ -328,17 +328,19 @@ class Writer:
             try:
                 self._write(PreparedBatch([], [], [], [conversion]))
             except Exception as error:
-                if conversion["source"] != "telegram_payment":
-                    self.counters.written -= 1
-                    self.counters.rejected += 1
-                self._note_error("storing a conversion", error)
+                self._refused(derived_conversion(conversion), "storing a conversion", error)
         for event in batch.member_events:
             try:
                 self._write(PreparedBatch([], [], [event]))
             except Exception as error:
-                self.counters.rejected += 1
-                self.counters.written -= 1
-                self._note_error("storing a member event", error)
+                self._refused(derived_member_event(event), "storing a member event", error)
+
+    def _refused(self, derived: bool, what: str, error: BaseException) -> None:
+        # The caller counted the whole batch as written; derived rows were never counted.
+        if not derived:
+            self.counters.written -= 1
+            self.counters.rejected += 1
+        self._note_error(what, error)
 
     def _replay(self) -> bool:
         """Replay spooled batches in order; True when the spool is empty afterwards."""
