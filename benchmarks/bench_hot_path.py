@@ -18,19 +18,16 @@ import asyncio
 import gc
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _fakes import MemorySession
 from aiogram import Bot, Dispatcher
 from aiogram.types import Message, Update
 
 from bot_analytics import Analytics
 from bot_analytics.config import parse_settings
+from bot_analytics.emulator import MemorySession
 
 WORDS = ["hello", "where", "is", "my", "order", "great", "service", "refund", "please",
          "thanks", "price", "premium", "human", "late", "delivery"]

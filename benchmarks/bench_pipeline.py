@@ -16,12 +16,9 @@ import argparse
 import asyncio
 import random
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aiogram.types import Update
 

@@ -26,10 +26,12 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from aiogram.client.session.base import BaseSession
 from aiohttp import web
 
 Json = dict[str, Any]
@@ -606,3 +608,28 @@ class SimUser:
     def received(self) -> list[Json]:
         """Messages the bot sent to this person's private chat."""
         return self.emu.messages_to(self.id, self.token)
+
+
+class MemorySession(BaseSession):
+    """A Bot API session answered in memory, for unit tests and benchmarks without
+    HTTP: ``sendMessage`` returns a message in a private chat, every other method
+    ``True``. For the real protocol use :class:`TelegramEmulator`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._message_ids = itertools.count(1)
+
+    async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
+        if method.__api_method__ == "sendMessage":
+            from aiogram.types import Chat, Message
+
+            return Message(message_id=next(self._message_ids), date=datetime.now(UTC),
+                           chat=Chat(id=int(method.chat_id), type="private"),
+                           text=method.text)
+        return True
+
+    async def stream_content(self, *args: Any, **kwargs: Any) -> AsyncGenerator[bytes, None]:
+        yield b""
+
+    async def close(self) -> None:
+        pass

@@ -5,49 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.base import BaseSession
-from aiogram.methods import TelegramMethod
-from aiogram.types import Chat, Message, Update
+from aiogram.types import Update
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot_analytics import Analytics
+from bot_analytics.emulator import MemorySession
 from bot_analytics.nlp.sentiment import VaderAnalyzer
 from bot_analytics.storage import db
 
 from .conftest import make_settings
-
-
-class FakeSession(BaseSession):
-    """Answers Bot API calls in memory (the HTTP boundary), recording them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[TelegramMethod[Any]] = []
-
-    async def make_request(self, bot: Bot, method: TelegramMethod[Any],
-                           timeout: int | None = None) -> Any:
-        self.calls.append(method)
-        if method.__api_method__ == "sendMessage":
-            chat_id = int(method.chat_id)  # type: ignore[attr-defined]
-            return Message(message_id=len(self.calls), date=datetime.now(UTC),
-                           chat=Chat(id=chat_id, type="private"),
-                           text=method.text)  # type: ignore[attr-defined]
-        return True
-
-    async def stream_content(self, *args: Any, **kwargs: Any) -> AsyncGenerator[bytes, None]:
-        yield b""
-
-    async def close(self) -> None:
-        pass
 
 
 class HandlerBug(Exception):
@@ -164,7 +137,7 @@ def test_random_updates(specs: list[dict[str, Any]], template_db: str, vader: Va
             event_update.update_id] != "unhandled")
 
     async def run() -> None:
-        bot = Bot("42:TEST", session=FakeSession())
+        bot = Bot("42:TEST", session=MemorySession())
         for i, spec in enumerate(specs, start=1):
             behaviour_of[i] = spec["behaviour"]
             update = Update.model_validate(build_update(i, spec), context={"bot": bot})
