@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..config import IntentRule
 from ..events import InteractionEvent
@@ -27,8 +26,9 @@ EVENT_TYPE_INTENTS = {
 MEDIA_INTENT = "media"
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
+class Prediction(NamedTuple):
+    """An intent and the model's probability for it (1.0 for commands and rules)."""
+
     intent: str
     confidence: float
 
