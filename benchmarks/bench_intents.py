@@ -19,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot_analytics.examples.intent_corpus import UNKNOWN, make_corpus  # noqa: E402
-from bot_analytics.nlp.classifier import IntentClassifier  # noqa: E402
-from bot_analytics.nlp.evaluate import evaluate  # noqa: E402
+from bot_analytics.examples.intent_corpus import UNKNOWN, make_corpus
+
+from bot_analytics.nlp.classifier import IntentClassifier
+from bot_analytics.nlp.evaluate import evaluate
 
 
 def quality() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -126,6 +128,90 @@ def render_table(rows: Sequence[Any], fmt_value: Any, fmt_change: Any) -> str:
     return "\n".join(lines).lstrip("\n")
 
 
+def _cmd_intents_train(args: argparse.Namespace) -> int:
+    import time
+
+    from .nlp.classifier import IntentClassifier
+    from .nlp.data import load_examples
+
+    settings = load_config(args.config)
+    texts, labels = load_examples(args.data)
+    val = load_examples(args.val) if args.val else (None, None)
+    unknown = settings.intents.unknown_label
+    intents = sorted(set(labels) - {unknown})
+    oos = sum(label == unknown for label in labels)
+    print(f"training on {len(texts):,} examples of {len(intents)} intents"
+          + (f" and {oos:,} out-of-scope examples" if oos else ""), flush=True)
+    started = time.perf_counter()
+    clf = IntentClassifier(unknown_label=unknown, threshold=args.threshold).fit(
+        texts, labels, *val)
+    choice = clf.threshold_choice_
+    assert choice is not None
+    clf.save(args.out)
+    print(f"trained in {time.perf_counter() - started:.1f} s; saved to {args.out}")
+    detail = ""
+    if choice.method != "fixed":
+        detail = f": in-scope accuracy {choice.in_scope_accuracy:.1%}"
+        if choice.out_of_scope_recall is not None:
+            detail += f", out-of-scope recall {choice.out_of_scope_recall:.1%}"
+        detail += f" on {choice.examples:,} {choice.method} examples"
+    print(f"out-of-scope threshold {choice.threshold:.3f} ({choice.method}{detail})")
+    singles = [i for i, n in Counter(labels).items() if n == 1 and i != unknown]
+    if singles:
+        print(f"warning: {len(singles)} intents have a single example ({', '.join(singles[:5])}"
+              f"{', ...' if len(singles) > 5 else ''}); give each a few dozen", file=sys.stderr)
+    return 0
+
+
+def _cmd_intents_eval(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from .nlp.classifier import IntentClassifier
+    from .nlp.data import load_examples
+    from .nlp.evaluate import evaluate
+
+    clf = IntentClassifier.load(args.model)
+    texts, labels = load_examples(args.data)
+    report = evaluate(clf, texts, labels, unknown_label=clf.unknown_label)
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+        return 0
+    print(f"{len(texts):,} messages: {report.in_scope_count:,} in scope, "
+          f"{report.out_of_scope_count:,} out of scope")
+    print(f"in-scope accuracy     {report.in_scope_accuracy:.1%}")
+    if report.out_of_scope_count:
+        print(f"out-of-scope recall   {report.out_of_scope_recall:.1%}")
+    print(f"\n  {'intent':28} {'precision':>9} {'recall':>7} {'F1':>6} {'n':>6}")
+    for s in report.per_intent:
+        print(f"  {s.intent[:28]:28} {s.precision:9.1%} {s.recall:7.1%} {s.f1:6.3f} "
+              f"{s.support:6,}")
+    if report.confusions:
+        print("\nmost confused (true -> predicted):")
+        for true, pred, n in report.confusions:
+            print(f"  {n:5,}  {true} -> {pred}")
+    return 0
+
+
+def _cmd_intents_unknown(args: argparse.Namespace) -> int:
+    import json
+
+    from .nlp.unknown import format_report, unknown_report
+    from .storage import db
+
+    settings = load_config(args.config)
+    engine = db.create_db_engine(settings.database.url)
+    try:
+        report = unknown_report(engine, args.period, tenant_id=args.tenant, bot_id=args.bot,
+                                unknown_label=settings.intents.unknown_label,
+                                max_clusters=args.clusters)
+    finally:
+        engine.dispose()
+    print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) if args.json
+          else format_report(report, args.period))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo, summarize
 
@@ -199,6 +285,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bot", type=int, default=None)
     p.set_defaults(func=_cmd_kpi)
 
+    p = sub.add_parser("intents", help="train and evaluate intent models; unknown messages")
+    isub = p.add_subparsers(dest="intents_command", required=True, metavar="ACTION")
+    q = isub.add_parser("train", help="train a model from a .csv, .jsonl or .yaml file")
+    q.add_argument("data", help="labelled examples (text,intent)")
+    q.add_argument("--val", default=None,
+                   help="validation examples for choosing the out-of-scope threshold")
+    q.add_argument("--out", default="intents.model", help="model file to write")
+    q.add_argument("--threshold", type=float, default=None,
+                   help="fix the out-of-scope threshold instead of choosing it")
+    q.set_defaults(func=_cmd_intents_train)
+    q = isub.add_parser("eval", help="score a model on labelled examples")
+    q.add_argument("data", help="labelled examples (text,intent)")
+    q.add_argument("--model", required=True, help="model file from `intents train`")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_intents_eval)
+    q = isub.add_parser("unknown", help="cluster the messages the bot did not understand")
+    q.add_argument("--period", default="week", choices=["day", "week", "month", "quarter"])
+    q.add_argument("--clusters", type=int, default=12, help="at most this many clusters")
+    q.add_argument("--tenant", default=None)
+    q.add_argument("--bot", type=int, default=None)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_intents_unknown)
+
     p = sub.add_parser("demo", help="run the example bot against the offline Telegram")
     p.add_argument("--users", type=int, default=300)
     p.add_argument("--days", type=int, default=30)
@@ -229,6 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:      # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

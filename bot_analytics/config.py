@@ -92,6 +92,12 @@ class IntentSettings(_Section):
     #: Inline-button callback data prefix -> intent (longest prefix wins).
     callback_prefixes: dict[str, str] = Field(default_factory=dict)
     unknown_label: str = "unknown"
+    #: A model file made by ``bot-analytics intents train`` (relative paths are relative
+    #: to the config file). Labels texts that no command, rule or prefix labels.
+    model: str | None = None
+    #: Example texts per intent; without ``model`` a classifier is trained on them when
+    #: the plugin starts. Examples under the unknown label are out-of-scope examples.
+    examples: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class SentimentSettings(_Section):
@@ -221,4 +227,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from None
-    return parse_settings(data, str(file))
+    settings = parse_settings(data, str(file))
+    model = settings.intents.model
+    if model and not Path(model).is_absolute():
+        resolved = str(file.resolve().parent / model)
+        settings = settings.model_copy(update={
+            "intents": settings.intents.model_copy(update={"model": resolved})})
+    return settings

@@ -16,7 +16,7 @@ from .capture.middleware import CaptureMiddleware
 from .capture.requests import ReplyMiddleware
 from .config import ConfigError, Settings, load_config, parse_settings
 from .events import Skipped, conversion_event
-from .nlp.intents import DefaultIntentDetector, IntentDetector
+from .nlp.intents import DefaultIntentDetector, IntentDetector, TextIntentModel
 from .nlp.sentiment import SentimentAnalyzer, VaderAnalyzer
 from .pipeline.enrich import Enricher, PreparedBatch, Pseudonymizer
 from .pipeline.spool import Spool
@@ -92,10 +92,35 @@ class Analytics:
         return cls(load_config(path), **kwargs)
 
     @staticmethod
-    def _default_detector(s: Settings) -> IntentDetector:
+    def _intent_model(s: Settings) -> TextIntentModel | None:
+        from .nlp.classifier import IntentClassifier
+        from .nlp.data import examples_from_mapping
+
+        cfg = s.intents
+        if cfg.model:
+            try:
+                return IntentClassifier.load(cfg.model)
+            except ValueError as exc:
+                raise ConfigError(f"intents.model: {exc}") from None
+        if cfg.examples:
+            try:
+                rows = examples_from_mapping(cfg.examples, "intents.examples")
+                started = time.perf_counter()
+                clf = IntentClassifier(unknown_label=cfg.unknown_label).fit(
+                    [t for t, _ in rows], [i for _, i in rows])
+            except ValueError as exc:
+                raise ConfigError(f"intents.examples: {exc}") from None
+            log.info("trained the intent classifier on %d examples of %d intents in %.1f s",
+                     len(rows), len(clf.intents), time.perf_counter() - started)
+            return clf
+        return None
+
+    @classmethod
+    def _default_detector(cls, s: Settings) -> IntentDetector:
+        model = cls._intent_model(s)
         try:
             return DefaultIntentDetector(s.intents.rules, s.intents.callback_prefixes,
-                                         None, s.intents.unknown_label)
+                                         model, s.intents.unknown_label)
         except ValueError as exc:
             raise ConfigError(f"intents: {exc}") from None
 

@@ -28,7 +28,6 @@ import json
 import math
 import re
 import zipfile
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -45,6 +44,7 @@ FORMAT_VERSION = 1
 _PRIME = np.uint64(1099511628211)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _WORD_TABLE_SIZE = 0x30000
+_UTF32 = "utf-32-le"
 #: Texts featurised at once; bounds the memory a huge predict() call needs.
 _CHUNK = 4096
 #: Powers of a base modulo 2**64 for the positional word hash (words longer than this
@@ -108,7 +108,8 @@ class _Features:
         joined = " \x00 ".join(t[:MAX_CHARS] for t in texts)
         if joined.count("\x00") != len(texts) - 1:    # a text holds NUL itself
             joined = " \x00 ".join(t[:MAX_CHARS].replace("\x00", " ") for t in texts)
-        raw = np.frombuffer((" " + joined + " ").lower().encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        raw = np.frombuffer((" " + joined + " ").lower().encode(_UTF32, "surrogatepass"),
+                            dtype=np.uint32)
         table = _word_table()
         word_char = table[np.minimum(raw, len(table) - 1)]
         space = ~word_char & (raw != 0)
@@ -242,7 +243,8 @@ def _word_table() -> np.ndarray:
     """Which code points are word characters (as ``\\w`` in a regular expression: letters,
     digits and the underscore), up to U+2FFFF; everything above counts as punctuation."""
     chars = "".join(map(chr, range(_WORD_TABLE_SIZE))).replace("\x00", " ")
-    codes = np.frombuffer(re.sub(r"\w", "\x00", chars).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    marked = re.sub(r"\w", "\x00", chars).encode(_UTF32, "surrogatepass")
+    codes = np.frombuffer(marked, dtype=np.uint32)
     table = codes == 0
     table[-1] = False
     return table
@@ -435,7 +437,7 @@ class IntentClassifier:
         out: list[Prediction] = []
         for start in range(0, len(texts), _CHUNK):
             best, conf = self._scores(texts[start:start + _CHUNK])
-            labels = np.array(self.classes_ + [self.unknown_label], dtype=object)
+            labels = np.array([*self.classes_, self.unknown_label], dtype=object)
             rejected = conf < self.threshold_
             # Out-of-scope by threshold: the confidence is that of "none of these".
             conf = np.where(rejected, 1.0 - conf, conf).round(6)
@@ -468,6 +470,12 @@ class IntentClassifier:
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"{path}: no such model file; train one with "
+                                 "`bot-analytics intents train DATA --out MODEL`")
+        with path.open("rb") as f:
+            magic = f.read(4)
+        if magic != b"PK\x03\x04":
+            raise ModelFileError(f"{path}: not a bot-analytics intent model (this file is "
+                                 "not a model archive); train one with "
                                  "`bot-analytics intents train DATA --out MODEL`")
         try:
             with np.load(path, allow_pickle=False) as archive:
