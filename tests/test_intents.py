@@ -382,6 +382,12 @@ def test_clusters_find_the_planted_topics() -> None:
     assert sum(c.share for c in report.clusters) == pytest.approx(1.0)
     assert cluster_messages([]).clusters == []
     assert [c.size for c in cluster_messages(["same text"] * 5).clusters] == [5]
+    # Texts with nothing in common stay apart rather than being forced together.
+    apart = cluster_messages(["asdf"] * 3 + ["tell me a joke"] * 2
+                             + ["do you sell bikes?"] * 4 + ["is this a bot?"])
+    assert [(c.size, c.examples) for c in apart.clusters] == [
+        (4, ["do you sell bikes?"]), (3, ["asdf"]), (2, ["tell me a joke"]),
+        (1, ["is this a bot?"])]
 
 
 def test_unknown_texts_come_from_the_period(database_url: str, tmp_path: Path) -> None:

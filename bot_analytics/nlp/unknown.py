@@ -74,7 +74,7 @@ def cluster_messages(texts: Sequence[str], max_clusters: int = 12, examples: int
     distinct = list(counts)
     weight = np.array([counts[t] for t in distinct], dtype=np.float64)
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
-                                 stop_words="english", token_pattern=r"(?u)\b\w+\b")
+                                 stop_words="english")
     try:
         x = vectorizer.fit_transform(distinct)
     except ValueError:        # nothing but stop words
@@ -103,6 +103,7 @@ def cluster_messages(texts: Sequence[str], max_clusters: int = 12, examples: int
             if best is None or score > best[0]:
                 best = (float(score), model.labels_)
         labels = best[1] if best is not None else np.zeros(len(distinct), dtype=int)
+    labels = _split_loners(space, labels)
     overall = np.asarray(weight @ x).ravel() / weight.sum()
     clusters = []
     for c in np.unique(labels):
@@ -118,6 +119,26 @@ def cluster_messages(texts: Sequence[str], max_clusters: int = 12, examples: int
         clusters.append(MessageCluster(size, size / total, typical, top))
     clusters.sort(key=lambda m: (-m.size, m.examples))
     return UnknownReport(total, clusters)
+
+
+#: A text whose cosine similarity to every other text of its cluster is below this has
+#: nothing in common with them and is reported as a cluster of its own.
+LONER_SIMILARITY = 0.2
+
+
+def _split_loners(space: Any, labels: np.ndarray) -> np.ndarray:
+    labels = labels.copy()
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) < 2:
+            continue
+        sims = (space[members] @ space[members].T).toarray()
+        np.fill_diagonal(sims, 0.0)
+        for i in members[sims.max(axis=1) < LONER_SIMILARITY]:
+            labels[i] = next_label
+            next_label += 1
+    return labels
 
 
 def load_unknown_texts(engine: Engine, start: datetime, end: datetime, *,
