@@ -109,7 +109,10 @@ class Analytics:
                 clf = IntentClassifier(unknown_label=cfg.unknown_label).fit(
                     [t for t, _ in rows], [i for _, i in rows])
             except ValueError as exc:
-                raise ConfigError(f"intents.examples: {exc}") from None
+                message = str(exc)
+                if not message.startswith("intents.examples"):
+                    message = f"intents.examples: {message}"
+                raise ConfigError(message) from None
             log.info("trained the intent classifier on %d examples of %d intents in %.1f s",
                      len(rows), len(clf.intents), time.perf_counter() - started)
             return clf

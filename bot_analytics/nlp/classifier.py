@@ -392,9 +392,9 @@ class IntentClassifier:
             train_idx = np.flatnonzero(train)
             if len({labels[i] for i in train_idx} - {self.unknown_label}) < 1:
                 continue
-            _, classes, coef, intercept = fitted = self._fit_model(
-                [texts[i] for i in train_idx], [labels[i] for i in train_idx])
-            scorer = (fitted[0], classes, coef, intercept)
+            scorer = self._fit_model([texts[i] for i in train_idx],
+                                     [labels[i] for i in train_idx])
+            classes = scorer[1]
             for idx, as_unknown in ((np.flatnonzero(test), False),
                                     (np.flatnonzero(held_intent), True)):
                 if len(idx) == 0:
