@@ -173,7 +173,7 @@ class _Features:
         self.char_buckets, self.char_idf = self._select(
             cd, cb, self.bits, n, 2 if n >= 50 else 1, self.max_char_features)
         self._build_lookup()
-        m = self.transform(texts)
+        m = self._from_grams((wd, wb), (cd, cb), n)
         m.sum_duplicates()
         return m
 
@@ -187,8 +187,12 @@ class _Features:
         self._idf_all = np.concatenate([self.word_idf, self.char_idf]).astype(np.float32)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        n = len(texts)
-        (wd, wb), (cd, cb) = self._grams(texts)
+        words, chars = self._grams(texts)
+        return self._from_grams(words, chars, len(texts))
+
+    def _from_grams(self, words: tuple[np.ndarray, np.ndarray],
+                    chars: tuple[np.ndarray, np.ndarray], n: int) -> sp.csr_matrix:
+        (wd, wb), (cd, cb) = words, chars
         wcol, ccol = self._word_lookup[wb], self._char_lookup[cb]
         wk, ck = wcol >= 0, ccol >= 0
         rows = np.concatenate([wd[wk], cd[ck]])
@@ -435,9 +439,9 @@ class IntentClassifier:
         if not texts:
             return []
         out: list[Prediction] = []
+        labels = np.array([*self.classes_, self.unknown_label], dtype=object)
         for start in range(0, len(texts), _CHUNK):
             best, conf = self._scores(texts[start:start + _CHUNK])
-            labels = np.array([*self.classes_, self.unknown_label], dtype=object)
             rejected = conf < self.threshold_
             # Out-of-scope by threshold: the confidence is that of "none of these".
             conf = np.where(rejected, 1.0 - conf, conf).round(6)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -167,8 +167,6 @@ def unknown_report(engine: Engine, period: str = "week", now: datetime | None = 
     """The report for the last day, week, month or quarter up to ``now``."""
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
-    from datetime import UTC
-
     end = now or datetime.now(UTC)
     load = {k: kwargs.pop(k) for k in ("tenant_id", "bot_id", "unknown_label")
             if k in kwargs}
