@@ -212,6 +212,125 @@ def _cmd_intents_unknown(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ab_engine(args: argparse.Namespace) -> Any:
+    from .storage import db
+
+    settings = load_config(args.config)
+    engine = db.create_db_engine(settings.database.url)
+    current, head = db.current_revision(engine), db.head_revision()
+    if current != head:
+        engine.dispose()
+        raise ValueError(f"the database schema is at revision {current or '(none)'}, "
+                         f"experiments need {head}: run `bot-analytics db upgrade`")
+    return engine
+
+
+def _cmd_ab_list(args: argparse.Namespace) -> int:
+    from .experiments import store as exp_store
+    from .experiments.analysis import analyze, format_list
+
+    engine = _ab_engine(args)
+    try:
+        with engine.connect() as conn:
+            defs = exp_store.load_definitions(conn, args.tenant)
+        reports = [analyze(engine, e.name, tenant_id=e.tenant_id, bayes_draws=0)
+                   for e in defs]
+    finally:
+        engine.dispose()
+    print(format_list(reports))
+    return 0
+
+
+def _cmd_ab_show(args: argparse.Namespace) -> int:
+    import json
+
+    from .experiments.analysis import analyze, format_report
+    from .experiments.store import ExperimentNotFound
+
+    engine = _ab_engine(args)
+    try:
+        report = analyze(engine, args.name, tenant_id=args.tenant)
+    except ExperimentNotFound as exc:
+        print(f"bot-analytics: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _cmd_ab_create(args: argparse.Namespace) -> int:
+    from .config import parse_settings
+    from .experiments import ExperimentDef
+    from .experiments import store as exp_store
+
+    variants: list[dict[str, Any]] = []
+    for spec in args.variant:
+        name, _, weight = spec.partition(":")
+        try:
+            variants.append({"name": name, "weight": float(weight) if weight else 1.0})
+        except ValueError:
+            raise ValueError(f"--variant {spec!r}: the weight after ':' must be a number"
+                             ) from None
+    for spec in args.payload or []:
+        name, sep, text = spec.partition("=")
+        match = [v for v in variants if v["name"] == name]
+        if not sep or not match:
+            raise ValueError(f"--payload {spec!r}: use VARIANT=TEXT with a variant given "
+                             "by --variant")
+        match[0]["payload"] = text
+    data: dict[str, Any] = {"variants": variants, "metric": args.metric,
+                            "min_detectable_effect": args.mde, "traffic": args.traffic,
+                            "alpha": args.alpha, "power": args.power}
+    for key in ("control", "start", "stop", "salt"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
+    if args.secondary:
+        data["secondary_metrics"] = args.secondary
+    settings = load_config(args.config)
+    exp_settings = parse_settings({"experiments": {args.name: data}}, "ab create"
+                                  ).experiments[args.name]
+    tenant = args.tenant or settings.tenants.default
+    engine = _ab_engine(args)
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as conn:
+            test_id = exp_store.save_definition(
+                conn, ExperimentDef(tenant, args.name, exp_settings, "cli"), now,
+                replace=False)
+    finally:
+        engine.dispose()
+    print(f"created experiment {args.name} (id {test_id}, tenant {tenant}); running bots "
+          "serve it within a minute")
+    return 0
+
+
+def _cmd_ab_stop(args: argparse.Namespace) -> int:
+    from .experiments import store as exp_store
+    from .experiments.store import ExperimentNotFound
+
+    engine = _ab_engine(args)
+    try:
+        with engine.begin() as conn:
+            test_id, exp = exp_store.find(conn, args.name, args.tenant)
+            names = [v.name for v in exp.settings.variants]
+            if args.winner is not None and args.winner not in names:
+                raise ValueError(f"--winner {args.winner!r} is not a variant of {args.name} "
+                                 f"({', '.join(names)})")
+            if exp.stopped_at is not None:
+                raise ValueError(f"{args.name} was stopped on {exp.stopped_at:%Y-%m-%d %H:%M}"
+                                 f" UTC, serving '{exp.served_after_stop()}'")
+            exp_store.stop(conn, test_id, args.winner, datetime.now(UTC))
+    except ExperimentNotFound as exc:
+        print(f"bot-analytics: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    served = args.winner or exp.settings.winner or exp.control
+    print(f"stopped {args.name}; everyone gets '{served}' (running bots within a minute)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo, summarize
 
@@ -243,6 +362,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               "before (kpi_metrics; `bot-analytics kpi` prints the same):")
         print(render_table(latest_with_change(engine, "weekly"), format_value,
                            format_change))
+        from .experiments.analysis import analyze, format_report
+
+        print()
+        print("The premium_pitch experiment over the simulated month (`bot-analytics ab show "
+              "premium_pitch` prints the same; the simulation made save20 sell "
+              "more):")
+        print(format_report(analyze(engine, "premium_pitch", now=result.last)))
         engine.dispose()
         return 0
 
@@ -308,8 +434,45 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_cmd_intents_unknown)
 
+    p = sub.add_parser("ab", help="A/B experiments: list, show, create, stop")
+    asub = p.add_subparsers(dest="ab_command", required=True, metavar="ACTION")
+    q = asub.add_parser("list", help="every experiment with its state and decision")
+    q.add_argument("--tenant", default=None)
+    q.set_defaults(func=_cmd_ab_list)
+    q = asub.add_parser("show", help="the full analysis of one experiment")
+    q.add_argument("name")
+    q.add_argument("--tenant", default=None)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_ab_show)
+    q = asub.add_parser("create", help="define and start an experiment")
+    q.add_argument("name")
+    q.add_argument("--variant", action="append", required=True, metavar="NAME[:WEIGHT]",
+                   help="a variant (repeat; the first is the control unless --control)")
+    q.add_argument("--payload", action="append", metavar="VARIANT=TEXT",
+                   help="a variant's text template")
+    q.add_argument("--control", default=None)
+    q.add_argument("--metric", default="conversion",
+                   help="conversion, revenue_per_member, resolved or visited")
+    q.add_argument("--secondary", action="append", metavar="METRIC")
+    q.add_argument("--mde", type=float, default=0.1,
+                   help="minimum detectable effect, relative (default 0.1: +10%%)")
+    q.add_argument("--traffic", type=float, default=1.0,
+                   help="share of members in the experiment (default 1)")
+    q.add_argument("--alpha", type=float, default=0.05)
+    q.add_argument("--power", type=float, default=0.8)
+    q.add_argument("--start", default=None, help="ISO time (default: now)")
+    q.add_argument("--stop", default=None, help="ISO time (default: until `ab stop`)")
+    q.add_argument("--salt", default=None)
+    q.add_argument("--tenant", default=None)
+    q.set_defaults(func=_cmd_ab_create)
+    q = asub.add_parser("stop", help="stop an experiment and serve one variant to everyone")
+    q.add_argument("name")
+    q.add_argument("--winner", default=None, help="variant to serve (default: the control)")
+    q.add_argument("--tenant", default=None)
+    q.set_defaults(func=_cmd_ab_stop)
+
     p = sub.add_parser("demo", help="run the example bot against the offline Telegram")
-    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--users", type=int, default=600)
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", default="bot_analytics_demo",

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DATABASE_URL_ENV = "BOT_ANALYTICS_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///bot_analytics.sqlite3"
@@ -146,6 +155,93 @@ class RollupSettings(_Section):
         return value
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+#: Primary and secondary metrics of an experiment: the share of members converting
+#: (a purchase), revenue per member, or the share reaching a named outcome.
+EXPERIMENT_METRICS = ("conversion", "revenue_per_member", "resolved", "visited")
+
+
+class VariantSettings(_Section):
+    name: str = Field(min_length=1, max_length=32)
+    #: Relative share of the experiment's members (weights need not add up to 1).
+    weight: float = Field(default=1.0, gt=0)
+    #: What the variant shows: a text template (``{price}`` placeholders) or a mapping.
+    payload: str | dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"variant name {value!r}: use letters, digits, '_', '-', '.'")
+        return value
+
+
+class ExperimentSettings(_Section):
+    variants: list[VariantSettings] = Field(min_length=2)
+    #: The variant the others are compared with (default: the first).
+    control: str | None = None
+    metric: str = "conversion"
+    secondary_metrics: list[str] = Field(default_factory=list)
+    #: Share of members in the experiment; the rest get the control and are not counted.
+    traffic: float = Field(default=1.0, gt=0, le=1)
+    #: Smallest relative lift worth detecting (0.1: +10% over the control).
+    min_detectable_effect: float = Field(default=0.1, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    #: Correction across several variants: Holm, or Benjamini-Hochberg (``bh``).
+    correction: Literal["holm", "bh"] = "holm"
+    #: Times (UTC when no zone is given). Before start everyone gets the control and
+    #: nothing is recorded; from stop on everyone gets the winner (or the control).
+    start: datetime | None = None
+    stop: datetime | None = None
+    #: Served to everyone once the experiment is stopped (default: the control).
+    winner: str | None = None
+    #: Tenant whose members take part (default: tenants.default).
+    tenant: str | None = None
+    #: Mixed into the assignment hash (default: the experiment's name). A new salt
+    #: reshuffles everyone.
+    salt: str | None = None
+
+    @field_validator("start", "stop")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @field_validator("metric", "secondary_metrics")
+    @classmethod
+    def _metric(cls, value: str | list[str]) -> str | list[str]:
+        for metric in [value] if isinstance(value, str) else value:
+            if metric == "csat":
+                raise ValueError("csat needs survey answers, which bot-analytics does not "
+                                 f"collect yet; use one of {', '.join(EXPERIMENT_METRICS)}")
+            if metric not in EXPERIMENT_METRICS:
+                raise ValueError(f"unknown metric {metric!r}; use one of "
+                                 f"{', '.join(EXPERIMENT_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSettings:
+        names = [v.name for v in self.variants]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"variant names must be unique: {', '.join(twice)} repeated")
+        for key in ("control", "winner"):
+            value = getattr(self, key)
+            if value is not None and value not in names:
+                raise ValueError(f"{key} {value!r} is not a variant ({', '.join(names)})")
+        if self.start and self.stop and self.stop <= self.start:
+            raise ValueError(f"stop ({self.stop.isoformat()}) must be after start "
+                             f"({self.start.isoformat()})")
+        return self
+
+    @property
+    def control_name(self) -> str:
+        return self.control or self.variants[0].name
+
+
 class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     tenants: TenantSettings = Field(default_factory=TenantSettings)
@@ -155,7 +251,19 @@ class Settings(_Section):
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     metrics: MetricSettings = Field(default_factory=MetricSettings)
     rollup: RollupSettings = Field(default_factory=RollupSettings)
+    #: A/B experiments by name (docs/experiments.md).
+    experiments: dict[str, ExperimentSettings] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("experiments")
+    @classmethod
+    def _experiment_names(cls, value: dict[str, ExperimentSettings]
+                          ) -> dict[str, ExperimentSettings]:
+        for name in value:
+            if not _NAME.match(name) or len(name) > 64:
+                raise ValueError(f"experiment name {name!r}: at most 64 letters, digits, "
+                                 "'_', '-', '.'")
+        return value
 
     @field_validator("database", mode="before")
     @classmethod
@@ -181,7 +289,8 @@ def _describe(error: dict[str, Any], data: Any) -> str:
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         valid = f"; valid keys here: {', '.join(known)}" if known else ""
         return f"unknown key '{where}'{suggestion}{valid}"
-    return f"'{where}': {error['msg']}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"'{where}': {message}"
 
 
 def parse_settings(data: Any, source: str = "<settings>") -> Settings:

@@ -53,6 +53,10 @@ UNKNOWN = ["do you sell bikes?", "what's the weather like", "asdf", "is this a b
            "tell me a joke", "can I pay with crypto?"]
 
 
+#: How much more often people buy when Premium is offered at 20% off (the planted effect).
+DISCOUNT_LIFT = 2.0
+
+
 @dataclass(order=True)
 class _Action:
     at: datetime
@@ -75,8 +79,13 @@ class SimClock:
         return self.now.timestamp()
 
 
-def plan_actions(users: int, days: int, start: datetime, seed: int) -> list[_Action]:
-    """Who does what when: a list of actions in time order, reproducible from the seed."""
+def plan_actions(users: int, days: int, start: datetime, seed: int,
+                 variant_of: Callable[[int], str | None] | None = None) -> list[_Action]:
+    """Who does what when: a list of actions in time order, reproducible from the seed.
+
+    ``variant_of`` gives each person's variant of the ``premium_pitch`` experiment (it is
+    deterministic, so the simulation knows it in advance): ``save20`` is the planted
+    winner, people who see it buy more often."""
     rng = random.Random(seed)
     actions: list[_Action] = []
     seq = 0
@@ -98,12 +107,14 @@ def plan_actions(users: int, days: int, start: datetime, seed: int) -> list[_Act
                 add(t, user, "start", campaign)
                 t += timedelta(minutes=rng.uniform(1, 3))
             script: list[tuple[str, Any]] = []
-            if persona == "shopper" or (persona == "browser" and rng.random() < 0.2):
+            if persona == "shopper" or (persona == "browser" and rng.random() < 0.35):
                 if rng.random() < 0.7:
                     script.append(("text", rng.choice(PRICE_QUESTIONS)))
-                    buy_p = 0.75 if campaign == "spring_promo" else 0.55
+                    buy_p = 0.45 if campaign == "spring_promo" else 0.3
                 else:
-                    buy_p = 0.35 if campaign == "spring_promo" else 0.15
+                    buy_p = 0.2 if campaign == "spring_promo" else 0.08
+                if variant_of is not None and variant_of(user) == "save20":
+                    buy_p = min(0.95, buy_p * DISCOUNT_LIFT)
                 script.append(("shop", None))
                 if rng.random() < buy_p:
                     script.append(("buy", rng.choice(["basic", "premium", "premium"])))
@@ -154,7 +165,7 @@ class DemoResult:
     last: datetime   # ...and the end (exclusive)
 
 
-async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
+async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
                    workdir: str | Path = "bot_analytics_demo", database_url: str | None = None,
                    progress: bool = True, start: datetime | None = None,
                    on_slice: Callable[[int, int], None] | None = None) -> DemoResult:
@@ -189,7 +200,9 @@ async def run_demo(*, users: int = 300, days: int = 30, seed: int = 7,
         polling_timeout=1, close_bot_session=True))
     people = {i: emu.user(f"User{i}", language_code=random.Random(seed + i).choice(
         ["en", "en", "en", "en", "de"])) for i in range(users)}
-    actions = plan_actions(users, days, begin, seed)
+    pitch = analytics.experiments[(settings.tenants.default, "premium_pitch")]
+    actions = plan_actions(users, days, begin, seed,
+                           variant_of=lambda i: pitch.assign(people[i].id))
     injected = 0
 
     def caught_up(expected: int) -> bool:

@@ -108,6 +108,18 @@ class ConversionEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ExposureEvent:
+    """A member was shown a variant of an experiment (``Analytics.variant``)."""
+
+    tenant_id: str
+    bot_id: int
+    experiment: str
+    member_id: int
+    variant: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """An update that is not an interaction, with the reason (logged and counted)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -15,7 +16,8 @@ from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext
 from .capture.middleware import CaptureMiddleware
 from .capture.requests import ReplyMiddleware
 from .config import ConfigError, Settings, load_config, parse_settings
-from .events import Skipped, conversion_event
+from .events import ExposureEvent, Skipped, conversion_event
+from .experiments import ExperimentDef, UnknownExperiment, Variant, from_settings
 from .nlp.intents import DefaultIntentDetector, IntentDetector, TextIntentModel
 from .nlp.sentiment import SentimentAnalyzer, VaderAnalyzer
 from .pipeline.enrich import Enricher, PreparedBatch, Pseudonymizer
@@ -84,6 +86,15 @@ class Analytics:
         self._bots: dict[Any, tuple[int, str]] = {}
         self._sessions: set[int] = set()
         self._last_failure_log = 0.0
+        #: Experiments served by ``variant()``: the configured ones at once, the stored
+        #: ones (and stops made from the command line) once the database is reached.
+        self._configured: dict[tuple[str, str], ExperimentDef] = {
+            (exp.tenant_id, exp.name): exp for exp in (
+                from_settings(name, cfg, s.tenants.default)
+                for name, cfg in s.experiments.items())}
+        self.experiments = dict(self._configured)
+        self._next_experiment_refresh = 0.0
+        self._refresh_task: asyncio.Future[Any] | None = None
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any
@@ -156,10 +167,42 @@ class Analytics:
                     f"the database schema is at revision {current}, this version needs "
                     f"{head}: run `bot-analytics db upgrade` (events are spooled meanwhile)")
         self.enricher.opted_out = self.store.load_opt_outs()
+        self._sync_experiments()
+
+    #: How often a running bot reads experiment changes (stops, new experiments).
+    EXPERIMENT_REFRESH_SECONDS = 60.0
+
+    def _sync_experiments(self) -> None:
+        """Store the configured experiments, then serve what the database holds (runs in
+        the writer thread)."""
+        from .experiments import store as exp_store
+
+        now = self.clock()
+        with self.engine.begin() as conn:
+            for exp in self._configured.values():
+                exp_store.save_definition(conn, exp, now)
+        self._refresh_experiments()
+
+    def _refresh_experiments(self) -> None:
+        """Serve the stored experiments: configured ones keep their settings from the
+        config file and take their state (stopped, winner) from the database."""
+        from .experiments import store as exp_store
+
+        self._next_experiment_refresh = time.monotonic() + self.EXPERIMENT_REFRESH_SECONDS
+        with self.engine.connect() as conn:
+            stored = exp_store.load_definitions(conn)
+        merged = dict(self._configured)
+        for exp in stored:
+            key = (exp.tenant_id, exp.name)
+            base = self._configured.get(key)
+            merged[key] = exp if base is None else ExperimentDef(
+                exp.tenant_id, exp.name, base.settings, base.source, exp.stopped_at,
+                exp.winner, exp.created_at)
+        self.experiments = merged
 
     def _write_batch(self, batch: PreparedBatch) -> None:
         self.store.write(batch.interactions, batch.members, batch.member_events,
-                         batch.conversions)
+                         batch.conversions, batch.exposures)
 
     # -- wiring ---------------------------------------------------------------------
     def setup(self, dispatcher: Any) -> Analytics:
@@ -298,6 +341,98 @@ class Analytics:
         self.writer.put(conversion_event(
             tenant, bot_id, member_id, chat_id, when, outcome, value, currency,
             external_id, details, checkout_completed, source="api"))
+
+    # -- experiments --------------------------------------------------------------------------
+    async def variant(self, experiment: str, *, member_id: int | None,
+                      tenant_id: str | None = None, bot_id: int | None = None) -> Variant:
+        """The variant of ``experiment`` for a member (Telegram user id), recording the
+        exposure. In a handler, ``await analytics.variant(name)`` on the handler's
+        ``analytics`` argument fills in the member, tenant and bot.
+
+        Raises :class:`UnknownExperiment` for a name that is neither configured nor
+        stored; anything else that goes wrong is logged and the control is served."""
+        tenant = tenant_id or (self.settings.tenants.tenant_of(bot_id) if bot_id is not None
+                               else self.settings.tenants.default)
+        exp = self.experiments.get((tenant, experiment))
+        if exp is None:
+            known = sorted(name for t, name in self.experiments if t == tenant)
+            raise UnknownExperiment(
+                f"no experiment {experiment!r} for tenant {tenant!r}; defined: "
+                f"{', '.join(known) or 'none'} (experiments: in config.yaml, or "
+                "`bot-analytics ab create`)")
+        self._maybe_refresh_experiments()
+        now = self.clock()
+        try:
+            chosen = exp.choose(member_id, now)
+            if chosen.counted and member_id is not None:
+                if bot_id is None:
+                    known_bots = {ident[0] for ident in self._bots.values()}
+                    bot_id = known_bots.pop() if len(known_bots) == 1 else 0
+                self.writer.put(ExposureEvent(tenant, bot_id, experiment, member_id,
+                                              chosen.name, now))
+            return chosen
+        except Exception as error:
+            self._capture_failed("experiment %s: %s", experiment, error)
+            return Variant(experiment, exp.control, exp.payload(exp.control), counted=False)
+
+    def define_experiment(self, name: str, config: dict[str, Any]) -> ExperimentDef:
+        """Define an experiment in code, as if it were in config.yaml (the config file's
+        own definition of the same name wins). Stored when the database is reached."""
+        settings = parse_settings({"experiments": {name: config}}, "define_experiment"
+                                  ).experiments[name]
+        exp = from_settings(name, settings, self.settings.tenants.default)
+        key = (exp.tenant_id, exp.name)
+        if key in self._configured and key[1] in self.settings.experiments:
+            return self._configured[key]
+        self._configured[key] = exp
+        self.experiments = {**self.experiments, key: exp}
+        if self.writer._store_ready:
+            self._next_experiment_refresh = 0.0  # store it with the next refresh
+        return exp
+
+    def _maybe_refresh_experiments(self) -> None:
+        if time.monotonic() < self._next_experiment_refresh or not self.writer._store_ready:
+            return
+        if self._refresh_task is not None and not self._refresh_task.done():
+            return
+        self._next_experiment_refresh = time.monotonic() + self.EXPERIMENT_REFRESH_SECONDS
+
+        async def refresh() -> None:
+            try:
+                await self.writer.run_in_worker(self._sync_experiments)
+            except Exception as error:
+                self._capture_failed("reading experiments: %s", error)
+
+        self._refresh_task = asyncio.ensure_future(refresh())
+
+    def run_ab_test(self, tenant_id: str | None, config: dict[str, Any]) -> int:
+        """Define and start an experiment from a mapping (the keys of an entry under
+        ``experiments:`` in config.yaml, plus ``name``); returns its id. Blocking: call
+        it from set-up code or an executor, not from a busy handler."""
+        from .experiments import store as exp_store
+
+        data = dict(config)
+        name = data.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise ValueError("run_ab_test: the config needs a 'name'")
+        settings = parse_settings({"experiments": {name: data}}, "run_ab_test"
+                                  ).experiments[name]
+        tenant = tenant_id or settings.tenant or self.settings.tenants.default
+        exp = ExperimentDef(tenant, name, settings, "api", created_at=self.clock())
+        if self.settings.database.migrate_on_start:
+            db.upgrade(self.engine)
+        with self.engine.begin() as conn:
+            test_id = exp_store.save_definition(conn, exp, self.clock(), replace=False)
+        self.experiments = {**self.experiments, (tenant, name): exp}
+        return test_id
+
+    def analyze_ab_test(self, test_id: int) -> Any:
+        """The :class:`~bot_analytics.experiments.analysis.ExperimentReport` of an
+        experiment: ``control_rate``, ``variant_rate``, ``improvement``, ``winner``,
+        ``recommended_action`` and every statistic behind them."""
+        from .experiments.analysis import analyze
+
+        return analyze(self.engine, test_id=test_id, now=self.clock())
 
     # -- members ----------------------------------------------------------------------------
     def stored_member_id(self, member_id: int) -> int:

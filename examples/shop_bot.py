@@ -5,8 +5,9 @@ Run it against real Telegram::
     BOT_TOKEN=123:ABC python examples/shop_bot.py
 
 or let ``bot-analytics demo`` run it against the offline Telegram with simulated users.
-The only analytics lines are the ``Analytics`` setup, ``allowed_updates`` and the
-``analytics`` argument of the handlers that mark hand-offs.
+The only analytics lines are the ``Analytics`` setup, ``allowed_updates``, the
+``analytics`` argument of the handlers that mark hand-offs, and the ``premium_pitch``
+experiment: half of the people see Premium at $29 a month, half "save 20%: $23.20".
 """
 
 from __future__ import annotations
@@ -26,6 +27,21 @@ from aiogram.types import (
 )
 
 from bot_analytics import Analytics, UpdateContext
+
+#: An A/B experiment on how Premium is offered (config.yaml may define it instead).
+PREMIUM_PITCH = {
+    "variants": [
+        {"name": "full_price", "weight": 1,
+         "payload": {"text": "Premium: priority support and more, ${price}/month.",
+                     "premium_cents": 2900}},
+        {"name": "save20", "weight": 1,
+         "payload": {"text": "Save 20% - Premium is only ${price}/month this month!",
+                     "premium_cents": 2320}},
+    ],
+    "metric": "conversion",
+    "secondary_metrics": ["revenue_per_member"],
+    "min_detectable_effect": 0.5,
+}
 
 PRODUCTS = {
     "basic": ("Basic plan", "One month of the basic plan", 900),
@@ -56,19 +72,26 @@ def build_router() -> Router:
                              "or say 'human' to talk to a person.")
 
     @router.message(Command("shop"))
-    async def shop(message: Message) -> None:
+    async def shop(message: Message, analytics: UpdateContext) -> None:
+        pitch = await analytics.variant("premium_pitch")
+        premium = pitch.payload["premium_cents"]
         keyboard = InlineKeyboardMarkup(inline_keyboard=[
-            [InlineKeyboardButton(text=f"{title} - ${cents / 100:.0f}", callback_data=f"buy:{key}")]
+            [InlineKeyboardButton(
+                text=f"{title} - ${(premium if key == 'premium' else cents) / 100:.2f}",
+                callback_data=f"buy:{key}")]
             for key, (title, _, cents) in PRODUCTS.items()])
-        await message.answer("Choose a plan:", reply_markup=keyboard)
+        await message.answer(pitch.render(price=f"{premium / 100:.2f}") + "\nChoose a plan:",
+                             reply_markup=keyboard)
 
     @router.callback_query(F.data.startswith("buy:"))
-    async def buy(query: CallbackQuery) -> None:
+    async def buy(query: CallbackQuery, analytics: UpdateContext) -> None:
         key = (query.data or "").split(":", 1)[1]
         if key not in PRODUCTS or query.message is None:
             await query.answer("That plan is no longer available", show_alert=True)
             return
         title, description, cents = PRODUCTS[key]
+        if key == "premium":  # the price this person was offered
+            cents = (await analytics.variant("premium_pitch")).payload["premium_cents"]
         await query.answer()
         await query.message.answer_invoice(
             title=title, description=description, payload=f"plan:{key}", currency=CURRENCY,
@@ -121,6 +144,7 @@ def build_router() -> Router:
 
 
 def build_dispatcher(analytics: Analytics) -> Dispatcher:
+    analytics.define_experiment("premium_pitch", PREMIUM_PITCH)
     dp = Dispatcher()
     dp.include_router(build_router())
     analytics.setup(dp)

@@ -10,6 +10,7 @@ from ..events import Skipped, conversion_event
 from .extract import Facts, read_update, reply_target, reply_text
 
 if TYPE_CHECKING:
+    from ..experiments import Variant
     from ..plugin import Analytics
 
 _MAX_INTENT = 64
@@ -140,6 +141,18 @@ class UpdateContext:
             self.conversions = [event]
         else:
             self.conversions.append(event)
+
+    async def variant(self, experiment: str) -> Variant:
+        """The variant of ``experiment`` for the person behind this update, recorded as
+        an exposure (``v.name``, ``v.payload``, ``v.render(**values)``)::
+
+            v = await analytics.variant("premium_pitch")
+            await message.answer(v.render(price="$29"))
+        """
+        facts = self.facts
+        member = facts.member_id if isinstance(facts, Facts) else None
+        return await self._plugin.variant(experiment, member_id=member,
+                                          tenant_id=self.tenant_id, bot_id=self.bot_id)
 
     async def opt_out(self) -> None:
         """Stop recording the member behind this update (and keep a record of the choice)."""

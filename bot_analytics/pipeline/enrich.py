@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ConfigError, Settings
-from ..events import ConversionEvent, InteractionEvent, MemberEvent
+from ..events import ConversionEvent, ExposureEvent, InteractionEvent, MemberEvent
 from ..nlp.intents import IntentDetector, Prediction
 from ..nlp.redact import clean_text, redact
 from ..nlp.sentiment import SentimentAnalyzer, label_for
@@ -78,12 +78,15 @@ class PreparedBatch:
     members: list[dict[str, Any]] = field(default_factory=list)
     member_events: list[dict[str, Any]] = field(default_factory=list)
     conversions: list[dict[str, Any]] = field(default_factory=list)
+    #: One row per member and experiment, with the batch's exposures counted in it.
+    exposures: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         """Captured events in the batch (derived rows are not counted again)."""
         return (len(self.interactions)
                 + sum(1 for e in self.member_events if not derived_member_event(e))
-                + sum(1 for c in self.conversions if not derived_conversion(c)))
+                + sum(1 for c in self.conversions if not derived_conversion(c))
+                + sum(int(e["exposures"]) for e in self.exposures))
 
 
 @dataclass
@@ -147,11 +150,12 @@ class Enricher:
             out[i] = score
         return out
 
-    def prepare(self, items: Iterable[InteractionEvent | MemberEvent | ConversionEvent]
-                ) -> PreparedBatch:
+    def prepare(self, items: Iterable[InteractionEvent | MemberEvent | ConversionEvent
+                                      | ExposureEvent]) -> PreparedBatch:
         interactions: list[InteractionEvent] = []
         lifecycle: list[MemberEvent] = []
         conversions: list[ConversionEvent] = []
+        exposures: dict[tuple[str, str, int], dict[str, Any]] = {}
         pseudo = self.pseudo
         for item in items:
             member = pseudo.member(item.member_id)
@@ -162,6 +166,19 @@ class Enricher:
                 interactions.append(item)
             elif isinstance(item, ConversionEvent):
                 conversions.append(item)
+            elif isinstance(item, ExposureEvent):
+                key = (item.tenant_id, item.experiment, member)
+                row = exposures.get(key)
+                if row is None:
+                    exposures[key] = {
+                        "tenant_id": item.tenant_id, "experiment": item.experiment,
+                        "member_id": member, "bot_id": item.bot_id, "variant": item.variant,
+                        "first_exposed_at": item.ts, "last_exposed_at": item.ts,
+                        "exposures": 1}
+                else:
+                    row["first_exposed_at"] = min(row["first_exposed_at"], item.ts)
+                    row["last_exposed_at"] = max(row["last_exposed_at"], item.ts)
+                    row["exposures"] += 1
             else:
                 lifecycle.append(item)
 
@@ -247,4 +264,5 @@ class Enricher:
                 "checkout_completed": cv.checkout_completed,
                 "details": clean_text(cv.details) if cv.details is not None else None})
         batch.members = list(members.values())
+        batch.exposures = list(exposures.values())
         return batch

@@ -15,7 +15,8 @@ from typing import Any
 
 from .enrich import PreparedBatch
 
-_DATETIME_KEYS = frozenset({"ts", "first_seen", "last_seen"})
+_DATETIME_KEYS = frozenset({"ts", "first_seen", "last_seen", "first_exposed_at",
+                            "last_exposed_at"})
 
 
 def _default(value: Any) -> Any:
@@ -27,7 +28,7 @@ def _default(value: Any) -> Any:
 def _line(batch: PreparedBatch) -> str:
     return json.dumps({"v": 1, "interactions": batch.interactions, "members": batch.members,
                        "member_events": batch.member_events,
-                       "conversions": batch.conversions},
+                       "conversions": batch.conversions, "exposures": batch.exposures},
                       default=_default, ensure_ascii=False)
 
 
@@ -73,7 +74,8 @@ class Spool:
                 out.append(PreparedBatch(_restore(data["interactions"]),
                                          _restore(data["members"]),
                                          _restore(data["member_events"]),
-                                         _restore(data.get("conversions", []))))
+                                         _restore(data.get("conversions", [])),
+                                         _restore(data.get("exposures", []))))
         return out
 
     def keep_from(self, index: int, batches: list[PreparedBatch]) -> None:

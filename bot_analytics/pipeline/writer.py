@@ -24,13 +24,20 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from ..capture.extract import to_events
-from ..events import Captured, ConversionEvent, InteractionEvent, MemberEvent, Skipped
+from ..events import (
+    Captured,
+    ConversionEvent,
+    ExposureEvent,
+    InteractionEvent,
+    MemberEvent,
+    Skipped,
+)
 from .enrich import Enricher, PreparedBatch, derived_conversion, derived_member_event
 from .spool import Spool
 
 log = logging.getLogger("bot_analytics.writer")
 
-Event = InteractionEvent | MemberEvent | ConversionEvent
+Event = InteractionEvent | MemberEvent | ConversionEvent | ExposureEvent
 Item = Captured | Event
 
 
@@ -334,6 +341,15 @@ class Writer:
                 self._write(PreparedBatch([], [], [event]))
             except Exception as error:
                 self._refused(derived_member_event(event), "storing a member event", error)
+        for exposure in batch.exposures:
+            try:
+                self._write(PreparedBatch(exposures=[exposure]))
+            except Exception as error:
+                # The caller counted every exposure in the row as written.
+                count = int(exposure["exposures"])
+                self.counters.written -= count
+                self.counters.rejected += count
+                self._note_error("storing an experiment exposure", error)
 
     def _refused(self, derived: bool, what: str, error: BaseException) -> None:
         # The caller counted the whole batch as written; derived rows were never counted.

@@ -145,6 +145,34 @@ def upsert_members(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
     _bulk(conn, f"upsert:{table.name}", stmt, [c.name for c in table.columns], rows)
 
 
+def upsert_assignments(conn: Connection, table: sa.Table,
+                       rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert experiment assignments or add to their exposure counts; the variant and
+    the bot of the first exposure stay."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    ex = stmt.excluded
+    greatest, least = ((sa.func.greatest, sa.func.least) if conn.dialect.name == "postgresql"
+                       else (sa.func.max, sa.func.min))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "experiment", "member_id"],
+        set_={
+            "first_exposed_at": least(table.c.first_exposed_at, ex.first_exposed_at),
+            "last_exposed_at": greatest(table.c.last_exposed_at, ex.last_exposed_at),
+            "exposures": table.c.exposures + ex.exposures,
+        },
+    )
+    _bulk(conn, f"upsert:{table.name}", stmt, [c.name for c in table.columns], rows)
+
+
+def day_of(conn: Connection, column: Any) -> Any:
+    """The UTC calendar day of a timestamp expression, as 'YYYY-MM-DD' text."""
+    if conn.dialect.name == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+    return sa.func.substr(column, 1, 10)  # SQLite keeps UTC wall time as ISO text
+
+
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Any:
     from alembic.config import Config
 

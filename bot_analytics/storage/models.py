@@ -203,6 +203,45 @@ class KpiMetric(SQLModel, table=True):
     computed_at: datetime = _ts()
 
 
+class Experiment(SQLModel, table=True):
+    """An A/B experiment's definition (JSON) and its state: running until stopped, then
+    serving its winner (docs/experiments.md)."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "name", name="uq_experiments_name"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    name: str = Field(sa_type=sa.String(64))
+    definition: str = Field(sa_type=sa.Text)
+    source: str = Field(sa_type=sa.String(16))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    stopped_at: datetime | None = _ts(nullable=True)
+    winner: str | None = Field(default=None, sa_type=sa.String(32))
+
+
+class ExperimentAssignment(SQLModel, table=True):
+    """A member's variant, from their first exposure on; exposures are counted."""
+
+    __tablename__ = "experiment_assignments"
+    __table_args__ = (
+        sa.Index("ix_assignments_variant", "tenant_id", "experiment", "variant",
+                 "first_exposed_at"),
+    )
+
+    tenant_id: str = Field(sa_type=sa.String(64), primary_key=True)
+    experiment: str = Field(sa_type=sa.String(64), primary_key=True)
+    member_id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    bot_id: int = Field(sa_type=sa.BigInteger)
+    variant: str = Field(sa_type=sa.String(32))
+    first_exposed_at: datetime = _ts()
+    last_exposed_at: datetime = _ts()
+    exposures: int = Field(sa_type=sa.BigInteger)
+
+
 # The scheduler's job store: APScheduler's table layout, created by our migrations so
 # that every table comes from Alembic. APScheduler reads and writes it.
 scheduler_jobs = sa.Table(

@@ -10,8 +10,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .db import insert_ignore, insert_ignore_returning_id, upsert_members
-from .models import Conversion, Interaction, Member, MemberEventRow, MonetizationEvent, OptOut
+from .db import insert_ignore, insert_ignore_returning_id, upsert_assignments, upsert_members
+from .models import (
+    Conversion,
+    Experiment,
+    ExperimentAssignment,
+    Interaction,
+    Member,
+    MemberEventRow,
+    MonetizationEvent,
+    OptOut,
+)
 
 INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]
 MEMBERS = Member.__table__  # type: ignore[attr-defined]
@@ -19,6 +28,8 @@ MEMBER_EVENTS = MemberEventRow.__table__  # type: ignore[attr-defined]
 OPT_OUTS = OptOut.__table__  # type: ignore[attr-defined]
 CONVERSIONS = Conversion.__table__  # type: ignore[attr-defined]
 MONETIZATION = MonetizationEvent.__table__  # type: ignore[attr-defined]
+EXPERIMENTS = Experiment.__table__  # type: ignore[attr-defined]
+ASSIGNMENTS = ExperimentAssignment.__table__  # type: ignore[attr-defined]
 
 #: The mechanics of a Telegram payment are not what made a person buy: attribution
 #: skips them and finds the interaction before (the button, the question...).
@@ -125,7 +136,8 @@ class BatchStore:
 
     def write(self, interactions: list[dict[str, Any]], members: list[dict[str, Any]],
               member_events: list[dict[str, Any]],
-              conversions: list[dict[str, Any]] | None = None) -> None:
+              conversions: list[dict[str, Any]] | None = None,
+              exposures: list[dict[str, Any]] | None = None) -> None:
         with self.engine.begin() as conn:
             updates = self.sessions.assign(conn, interactions)
             insert_ignore(conn, INTERACTIONS, interactions)
@@ -134,6 +146,7 @@ class BatchStore:
             self._apply_blocks(conn, member_events)
             for conversion in sorted(conversions or [], key=lambda c: c["ts"]):
                 self._write_conversion(conn, conversion)
+            upsert_assignments(conn, ASSIGNMENTS, exposures or [])
         self.sessions.commit(updates)
 
     def _trigger(self, conn: Connection, c: dict[str, Any]) -> Any:
