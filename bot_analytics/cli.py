@@ -115,16 +115,20 @@ def _cmd_kpi(args: argparse.Namespace) -> int:
 def render_table(rows: Sequence[Any], fmt_value: Any, fmt_change: Any) -> str:
     lines: list[str] = []
     current = None
+
+    def label(r: Any) -> str:
+        return str(r.metric) + (f" [{r.dimension}]" if r.dimension else "")
+
+    width = max([34, *(len(label(r)) for r in rows)])
     for r in rows:
         head = (r.tenant_id, r.bot_id, r.period_start)
         if head != current:
             current = head
             lines.append(f"\ntenant {r.tenant_id}, bot {r.bot_id}, period from "
                          f"{r.period_start:%Y-%m-%d %H:%M} UTC")
-            lines.append(f"  {'metric':34} {'value':>14} {'n':>8}  change")
-        name = r.metric + (f" [{r.dimension}]" if r.dimension else "")
-        lines.append(f"  {name:34} {fmt_value(r.metric, r.value):>14} {r.sample_size:>8,}  "
-                     f"{fmt_change(r.change)}")
+            lines.append(f"  {'metric':{width}} {'value':>14} {'n':>8}  change")
+        lines.append(f"  {label(r):{width}} {fmt_value(r.metric, r.value):>14} "
+                     f"{r.sample_size:>8,}  {fmt_change(r.change)}")
     return "\n".join(lines).lstrip("\n")
 
 

@@ -79,7 +79,7 @@ def format_value(metric: str, value: float) -> str:
     if metric.endswith("_ms"):
         return f"{value:,.1f} ms"
     if value == int(value) and metric in {"interactions", "sessions", "active_users",
-                                          "new_users", "conversions"}:
+                                          "new_users", "conversions", "members"}:
         return f"{int(value):,}"
     return f"{value:,.2f}"
 

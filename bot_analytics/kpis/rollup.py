@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..storage.models import KpiMetric
-from . import customer_experience, engagement, monetization, operational
+from . import customer_experience, engagement, experiments, monetization, operational
 from .common import Kpi
 from .data import PeriodData, load_period, tenants_and_bots
 from .periods import normalize, period_end, period_start, periods_between
@@ -35,7 +35,8 @@ def compute_period(engine: Engine, tenant: str, bot: int, kind: str, start: date
     with engine.connect() as conn:
         data = load_period(conn, tenant, bot, start, end, session_timeout,
                            attribution_window)
-    return [kpi for family in FAMILIES for kpi in family(data)]
+        variants = experiments.compute(conn, tenant, bot, start, end)
+    return [kpi for family in FAMILIES for kpi in family(data)] + variants
 
 
 def rollup_period(engine: Engine, kind: str, start: datetime, *,
