@@ -166,37 +166,38 @@ def count(conn: Connection, exp: ExperimentDef, end: datetime, *, outcome: str,
     variants = [v.name for v in exp.settings.variants]
     members: dict[str, dict[date, int]] = {v: defaultdict(int) for v in variants}
     exposures: dict[str, int] = dict.fromkeys(variants, 0)
-    if daily:
-        day = day_of(conn, a.first_exposed_at).label("day")
-        stmt = sa.select(a.variant, day, sa.func.count(), sa.func.sum(a.exposures)) \
-            .where(*where).group_by(a.variant, day)
-    else:
-        stmt = sa.select(a.variant, sa.literal("0000-00-00"), sa.func.count(),
-                         sa.func.sum(a.exposures)).where(*where).group_by(a.variant)
-    for variant, day_text, n, shown in conn.execute(stmt):
+    first_seen: datetime | None = None
+    day = day_of(conn, a.first_exposed_at) if daily else sa.literal("0000-00-00")
+    stmt = (sa.select(a.variant, day.label("day"), sa.func.count(), sa.func.sum(a.exposures),
+                      sa.func.min(a.first_exposed_at))
+            .where(*where).group_by(a.variant, day))
+    for variant, day_text, n, shown, first in conn.execute(stmt):
         if variant not in members:  # a variant since removed from the definition
             members[variant] = defaultdict(int)
             exposures[variant] = 0
         key = _day(day_text) if daily else date.min
         members[variant][key] += int(n)
         exposures[variant] += int(shown or 0)
-    first_seen = conn.execute(sa.select(sa.func.min(a.first_exposed_at)).where(*where)
-                              ).scalar()
+        first_seen = first if first_seen is None else min(first_seen, first)
 
-    # Converters: one row per converting member, from the (few) matching conversions.
+    # Converters: one row per converting member. The matching conversions (few) are
+    # read first and each is looked up in the assignments by primary key; left to
+    # itself SQLite would walk the million assignments instead.
+    matching = (sa.select(c.member_id, c.ts, c.value)
+                .where(c.tenant_id == exp.tenant_id, c.outcome == outcome, c.ts < end)
+                .cte("matching_conversions").prefix_with("MATERIALIZED"))
     per_member = (
         sa.select(a.variant.label("variant"),
-                  sa.func.min(c.ts).label("first_ts"),
-                  sa.func.sum(c.value).label("value"))
-        .select_from(CONVERSIONS.join(ASSIGNMENTS, sa.and_(
-            a.tenant_id == c.tenant_id, a.member_id == c.member_id)))
-        .where(*where, c.tenant_id == exp.tenant_id, c.outcome == outcome, c.ts < end,
-               c.ts >= a.first_exposed_at)
+                  sa.func.min(matching.c.ts).label("first_ts"),
+                  sa.func.sum(matching.c.value).label("value"))
+        .select_from(matching.join(ASSIGNMENTS, sa.and_(
+            a.tenant_id == exp.tenant_id, a.experiment == exp.name,
+            a.member_id == matching.c.member_id)))
+        .where(*where, matching.c.ts >= a.first_exposed_at)
         .group_by(a.variant, a.member_id)
         .subquery())
-    conv_day = day_of(conn, per_member.c.first_ts).label("day") if daily \
-        else sa.literal("0000-00-00")
-    stmt = (sa.select(per_member.c.variant, conv_day, sa.func.count(),
+    conv_day = day_of(conn, per_member.c.first_ts) if daily else sa.literal("0000-00-00")
+    stmt = (sa.select(per_member.c.variant, conv_day.label("day"), sa.func.count(),
                       sa.func.sum(per_member.c.value),
                       sa.func.sum(per_member.c.value * per_member.c.value))
             .group_by(per_member.c.variant, conv_day))

@@ -229,7 +229,7 @@ class ExperimentAssignment(SQLModel, table=True):
     __tablename__ = "experiment_assignments"
     __table_args__ = (
         sa.Index("ix_assignments_variant", "tenant_id", "experiment", "variant",
-                 "first_exposed_at"),
+                 "first_exposed_at", "exposures"),
     )
 
     tenant_id: str = Field(sa_type=sa.String(64), primary_key=True)

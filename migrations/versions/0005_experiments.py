@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("exposures", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_assignments_variant", "experiment_assignments",
-                    ["tenant_id", "experiment", "variant", "first_exposed_at"])
+                    ["tenant_id", "experiment", "variant", "first_exposed_at", "exposures"])
 
 
 def downgrade() -> None:
