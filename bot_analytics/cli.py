@@ -285,7 +285,8 @@ def _cmd_ab_create(args: argparse.Namespace) -> int:
         match[0]["payload"] = text
     data: dict[str, Any] = {"variants": variants, "metric": args.metric,
                             "min_detectable_effect": args.mde, "traffic": args.traffic,
-                            "alpha": args.alpha, "power": args.power}
+                            "alpha": args.alpha, "power": args.power,
+                            "correction": args.correction}
     for key in ("control", "start", "stop", "salt"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
@@ -464,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of members in the experiment (default 1)")
     q.add_argument("--alpha", type=float, default=0.05)
     q.add_argument("--power", type=float, default=0.8)
+    q.add_argument("--correction", choices=["holm", "bh"], default="holm",
+                   help="across several variants: Holm or Benjamini-Hochberg")
     q.add_argument("--start", default=None, help="ISO time (default: now)")
     q.add_argument("--stop", default=None, help="ISO time (default: until `ab stop`)")
     q.add_argument("--salt", default=None)

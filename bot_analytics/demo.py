@@ -163,6 +163,7 @@ class DemoResult:
     analytics: Analytics
     first: datetime  # simulated time: the first day...
     last: datetime   # ...and the end (exclusive)
+    actions: list[_Action] = field(default_factory=list)  # what the people were to do
 
 
 async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
@@ -248,7 +249,7 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
         await polling
         await emu.stop()
     return DemoResult(database_url, users, injected, time.perf_counter() - t0, analytics,
-                      begin, begin + timedelta(days=days))
+                      begin, begin + timedelta(days=days), actions)
 
 
 def _perform(user: SimUser, act: _Action, emu: TelegramEmulator, payments: list[Any]) -> int:

@@ -62,7 +62,12 @@ async def test_demo_records_what_it_simulated(database_url: str, tmp_path: Path)
     result = await run_demo(users=users, days=days, seed=seed, workdir=tmp_path / "demo",
                             database_url=database_url, progress=False)
     await result.analytics.close()
-    plan = plan_actions(users, days, start, seed)
+    plan = result.actions
+    # The plan is the seed's: the same people do the same things, and only the
+    # purchases depend on the experiment's variant.
+    alone = plan_actions(users, days, start, seed)
+    assert [(a.user, a.kind) for a in plan if a.kind != "buy"] == \
+        [(a.user, a.kind) for a in alone if a.kind != "buy"]
     planned_starts = Counter(a.arg for a in plan if a.kind == "start")
     campaigns = Counter(r.campaign for r in rows(database_url, "SELECT campaign FROM members"))
     assert campaigns == planned_starts
@@ -80,6 +85,25 @@ async def test_demo_records_what_it_simulated(database_url: str, tmp_path: Path)
     assert total + blocks == result.updates
     text = summarize(database_url)
     assert f"Recorded {total:,} interactions from {users} members" in text
+
+
+async def test_demo_experiment_names_the_planted_winner(tmp_path: Path) -> None:
+    """The full demo (600 people, 30 days): people who see save20 buy twice as often."""
+    from bot_analytics.experiments.analysis import analyze
+    from bot_analytics.storage import db
+
+    result = await run_demo(workdir=tmp_path / "demo", progress=False)
+    await result.analytics.close()
+    engine = db.create_db_engine(result.database_url)
+    report = analyze(engine, "premium_pitch", now=result.last)
+    engine.dispose()
+    assert report.decision == "winner" and report.winner == "save20"
+    assert report.primary.srm.mismatch is False
+    shop_visitors = {a.user for a in result.actions if a.kind == "shop"}
+    assert sum(v.members for v in report.primary.variants) == len(shop_visitors)
+    buyers = rows(result.database_url, "SELECT count(DISTINCT member_id) AS n "
+                                       "FROM conversions WHERE outcome = 'purchased'")[0].n
+    assert sum(v.conversions for v in report.primary.variants) == buyers
 
 
 async def test_rollup_and_kpi_commands(database_url: str, tmp_path: Path,
