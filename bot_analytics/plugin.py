@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
@@ -25,6 +25,9 @@ from .pipeline.spool import Spool
 from .pipeline.writer import SchemaNotReady, Writer
 from .storage import db
 from .storage.queries import BatchStore
+
+if TYPE_CHECKING:
+    from .experiments.analysis import ExperimentReport
 
 log = logging.getLogger("bot_analytics")
 
@@ -426,7 +429,7 @@ class Analytics:
         self.experiments = {**self.experiments, (tenant, name): exp}
         return test_id
 
-    def analyze_ab_test(self, test_id: int) -> Any:
+    def analyze_ab_test(self, test_id: int) -> ExperimentReport:
         """The :class:`~bot_analytics.experiments.analysis.ExperimentReport` of an
         experiment: ``control_rate``, ``variant_rate``, ``improvement``, ``winner``,
         ``recommended_action`` and every statistic behind them."""
