@@ -122,6 +122,36 @@ class MetricSettings(_Section):
     attribution_window_hours: float = Field(default=24.0, gt=0)
 
 
+FeedbackTrigger = Literal["session_end", "conversion", "escalation"]
+
+
+def _all_triggers() -> list[FeedbackTrigger]:
+    return ["session_end", "conversion", "escalation"]
+
+
+class FeedbackSettings(_Section):
+    """The CSAT survey: a 1 to 5 rating asked with an inline keyboard."""
+
+    #: Ask people for ratings at all (``request_feedback()`` works either way).
+    enabled: bool = False
+    #: When to ask: once a private-chat session has been idle for the session timeout,
+    #: after a purchase or a tracked conversion, after a hand-off to a human.
+    after: list[FeedbackTrigger] = Field(default_factory=_all_triggers)
+    #: Share of those moments at which the survey is actually sent.
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    #: Ask one person at most once in this many hours.
+    cooldown_hours: float = Field(default=24.0, ge=0)
+    question: str = Field(default="How would you rate your experience with this bot?",
+                          min_length=1, max_length=1024)
+    #: Button texts for ratings 1 to 5.
+    buttons: list[str] = Field(default_factory=lambda: ["1", "2", "3", "4", "5"],
+                               min_length=5, max_length=5)
+    thanks: str = Field(default="Thank you for your feedback!", min_length=1,
+                        max_length=200)
+    #: How often idle sessions are looked for.
+    check_interval_seconds: float = Field(default=30.0, gt=0)
+
+
 PeriodKind = Literal["hourly", "daily", "weekly", "monthly"]
 
 
@@ -159,7 +189,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 #: Primary and secondary metrics of an experiment: the share of members converting
 #: (a purchase), revenue per member, or the share reaching a named outcome.
-EXPERIMENT_METRICS = ("conversion", "revenue_per_member", "resolved", "visited")
+EXPERIMENT_METRICS = ("conversion", "revenue_per_member", "resolved", "visited", "csat")
 
 
 class VariantSettings(_Section):
@@ -214,9 +244,6 @@ class ExperimentSettings(_Section):
     @classmethod
     def _metric(cls, value: str | list[str]) -> str | list[str]:
         for metric in [value] if isinstance(value, str) else value:
-            if metric == "csat":
-                raise ValueError("csat needs survey answers, which bot-analytics does not "
-                                 f"collect yet; use one of {', '.join(EXPERIMENT_METRICS)}")
             if metric not in EXPERIMENT_METRICS:
                 raise ValueError(f"unknown metric {metric!r}; use one of "
                                  f"{', '.join(EXPERIMENT_METRICS)}")
@@ -250,6 +277,7 @@ class Settings(_Section):
     intents: IntentSettings = Field(default_factory=IntentSettings)
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     metrics: MetricSettings = Field(default_factory=MetricSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     rollup: RollupSettings = Field(default_factory=RollupSettings)
     #: A/B experiments by name (docs/experiments.md).
     experiments: dict[str, ExperimentSettings] = Field(default_factory=dict)

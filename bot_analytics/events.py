@@ -120,6 +120,20 @@ class ExposureEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackEvent:
+    """A CSAT rating from the survey's buttons."""
+
+    tenant_id: str
+    bot_id: int
+    member_id: int
+    chat_id: int | None
+    ts: datetime
+    rating: int
+    trigger: str
+    update_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """An update that is not an interaction, with the reason (logged and counted)."""
 

@@ -18,6 +18,7 @@ from .capture.requests import ReplyMiddleware
 from .config import ConfigError, Settings, load_config, parse_settings
 from .events import ExposureEvent, Skipped, conversion_event
 from .experiments import ExperimentDef, UnknownExperiment, Variant, from_settings
+from .feedback import Surveys
 from .nlp.intents import DefaultIntentDetector, IntentDetector, TextIntentModel
 from .nlp.sentiment import SentimentAnalyzer, VaderAnalyzer
 from .pipeline.enrich import Enricher, PreparedBatch, Pseudonymizer
@@ -98,6 +99,8 @@ class Analytics:
         self.experiments = dict(self._configured)
         self._next_experiment_refresh = 0.0
         self._refresh_task: asyncio.Future[Any] | None = None
+        #: The CSAT survey (``feedback`` in config.yaml).
+        self.surveys = Surveys(self)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any
@@ -205,7 +208,7 @@ class Analytics:
 
     def _write_batch(self, batch: PreparedBatch) -> None:
         self.store.write(batch.interactions, batch.members, batch.member_events,
-                         batch.conversions, batch.exposures)
+                         batch.conversions, batch.exposures, batch.feedback)
 
     # -- wiring ---------------------------------------------------------------------
     def setup(self, dispatcher: Any) -> Analytics:
@@ -246,6 +249,7 @@ class Analytics:
         """Start the background writer and the scheduled rollups (setup() does this on
         dispatcher start-up)."""
         await self.writer.start()
+        self.surveys.start()
         r = self.settings.rollup
         if r.enabled and r.schedule and self.scheduler is None:
             try:
@@ -269,6 +273,7 @@ class Analytics:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        await self.surveys.stop()
         return await self.writer.close(timeout or self.settings.writer.shutdown_timeout)
 
     def health(self) -> dict[str, Any]:
@@ -289,6 +294,12 @@ class Analytics:
         self._bots[bot] = ident
         self.instrument(bot)
         return ident
+
+    async def _answer_survey(self, ctx: UpdateContext) -> None:
+        try:
+            await self.surveys.handle_answer(ctx)
+        except Exception as error:
+            self._capture_failed("recording a CSAT rating: %s", error)
 
     async def _answer_opt_command(self, ctx: UpdateContext, command: str) -> None:
         """``/optout`` and ``/optin`` from an end user (privacy.optout_commands)."""
@@ -436,6 +447,16 @@ class Analytics:
         from .experiments.analysis import analyze
 
         return analyze(self.engine, test_id=test_id, now=self.clock())
+
+    # -- feedback ---------------------------------------------------------------------------
+    async def request_feedback(self, bot: Any, chat_id: int, *, member_id: int | None = None,
+                               tenant_id: str | None = None) -> bool:
+        """Ask for a CSAT rating now (the survey's question and buttons), whatever the
+        sampling and cooldown say; True when it was sent. In a handler,
+        ``analytics.request_feedback()`` asks the person behind the update."""
+        tenant = tenant_id or self.settings.tenants.tenant_of(bot.id)
+        self.surveys.last_asked[(tenant, member_id or chat_id)] = self.clock()
+        return await self.surveys.ask(bot, chat_id, "request")
 
     # -- members ----------------------------------------------------------------------------
     def stored_member_id(self, member_id: int) -> int:

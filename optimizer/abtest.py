@@ -51,6 +51,13 @@ class VariantData:
     total: Sample
     #: Cumulative statistics at the end of each day of the experiment (rates only).
     daily: tuple[Sample, ...] = ()
+    #: Members assigned, when ``total`` counts fewer (only those who rated, for a
+    #: survey metric); the sample ratio test uses this.
+    assigned: int | None = None
+
+    @property
+    def members(self) -> int:
+        return self.total.members if self.assigned is None else self.assigned
 
 
 @dataclass(frozen=True)
@@ -76,11 +83,12 @@ class ExperimentData:
 class VariantSummary:
     name: str
     weight: float
-    members: int
+    members: int                   #: in the analysis (for csat: members who rated)
     conversions: int
     rate: float
-    revenue_per_member: float
+    revenue_per_member: float      #: the mean of the value (for csat: the mean rating)
     revenue_variance: float
+    assigned: int = 0              #: members assigned to the variant
 
 
 @dataclass(frozen=True)
@@ -194,9 +202,10 @@ def analyze_experiment(data: ExperimentData) -> ExperimentResult:
     others = [v for v in data.variants if v.name != data.control]
     c = control.total
     summaries = tuple(VariantSummary(v.name, v.weight, v.total.members, v.total.conversions,
-                                     v.total.rate, v.total.mean, v.total.variance)
+                                     v.total.rate, v.total.mean, v.total.variance,
+                                     v.members)
                       for v in data.variants)
-    srm = sample_ratio_test([v.total.members for v in data.variants],
+    srm = sample_ratio_test([v.members for v in data.variants],
                             [v.weight for v in data.variants], data.srm_threshold)
     chi = chi_square_test([v.total for v in data.variants]) \
         if data.kind == "rate" and len(data.variants) > 2 else None
@@ -271,7 +280,7 @@ def _decide(data: ExperimentData, srm: SampleRatioTest, comparisons: list[Compar
                 "restart the experiment under a new name or salt.", ())
     if any(v.total.members == 0 for v in data.variants):
         return (NO_WINNER_YET, None, "Keep the experiment running: some variants have "
-                "no members yet.", ())
+                "no data yet.", ())
     better = [x for x in comparisons if x.significant and x.difference > 0]
     worse = [x for x in comparisons if x.significant and x.difference < 0]
     unit = "points" if data.kind == "rate" else "per member"

@@ -128,7 +128,6 @@ def test_render() -> None:
     ({"control": "z"}, "control 'z' is not a variant (a, b)"),
     ({"variants": [{"name": "a"}, {"name": "a"}]}, "variant names must be unique: a"),
     ({"variants": [{"name": "a"}]}, "at least 2"),
-    ({"metric": "csat"}, "csat needs survey answers"),
     ({"metric": "clicks"}, "unknown metric 'clicks'"),
     ({"traffic": 1.5}, "experiments.pitch.traffic"),
     ({"start": "2026-06-02", "stop": "2026-06-01"}, "must be after start"),

@@ -154,6 +154,16 @@ class UpdateContext:
         return await self._plugin.variant(experiment, member_id=member,
                                           tenant_id=self.tenant_id, bot_id=self.bot_id)
 
+    def request_feedback(self) -> bool:
+        """Ask the person behind this update for a CSAT rating (sampling and cooldown do
+        not apply). The survey is sent from a task of its own, so it is not counted as
+        this update's reply; False when there is no chat to ask in."""
+        member, chat = self.member_id, self.chat_id
+        if member is None or chat is None:
+            return False
+        return self._plugin.surveys.maybe_ask(self.bot, self.tenant_id, member, chat,
+                                              "request", force=True)
+
     async def opt_out(self) -> None:
         """Stop recording the member behind this update (and keep a record of the choice)."""
         member = self.member_id

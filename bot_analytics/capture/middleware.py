@@ -17,6 +17,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.methods.base import TelegramMethod
 
 from ..events import Captured
+from ..feedback import Surveys
 from .context import OPT_COMMANDS, UpdateContext, current_update
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ class CaptureMiddleware(BaseMiddleware):
             if plugin.opt_commands and ctx.command in OPT_COMMANDS:
                 await plugin._answer_opt_command(ctx, ctx.command)
                 result = None  # handled here; the bot's handlers don't see it
+            elif Surveys.is_answer(event):
+                await plugin._answer_survey(ctx)
+                result = None  # a rating: the bot's handlers don't see it either
             else:
                 result = await handler(event, data)
         except BaseException as error:
@@ -76,5 +80,7 @@ def finish(plugin: Analytics, ctx: UpdateContext, result: Any, error: BaseExcept
         if ctx.conversions:
             for conversion in ctx.conversions:
                 plugin.writer.put(conversion)
+        if plugin.surveys.active:
+            plugin.surveys.after_update(ctx)
     except Exception:
         plugin._capture_failed("recording update %s", getattr(ctx.update, "update_id", "?"))

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from optimizer.abtest import ExperimentData, ExperimentResult, VariantData, analyze_experiment
+from optimizer.stats import Sample
 
 from . import ExperimentDef
 from . import store as st
@@ -101,14 +102,23 @@ def wilson(conversions: int, members: int, z: float = 1.959964) -> tuple[float, 
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _result(exp: ExperimentDef, counts: st.Counts, metric: str, *, bayes_draws: int
-            ) -> ExperimentResult:
+MEAN_METRICS = ("revenue_per_member", "csat")
+
+
+def _result(exp: ExperimentDef, counts: st.Counts, metric: str, *, bayes_draws: int,
+            ratings: dict[str, Sample] | None = None) -> ExperimentResult:
     s = exp.settings
-    kind = "mean" if metric == "revenue_per_member" else "rate"
-    variants = tuple(
-        VariantData(v.name, v.weight, counts.totals[v.name],
-                    counts.daily.get(v.name, ()) if kind == "rate" else ())
-        for v in s.variants)
+    kind = "mean" if metric in MEAN_METRICS else "rate"
+    if metric == "csat":
+        assert ratings is not None
+        variants = tuple(VariantData(v.name, v.weight, ratings[v.name],
+                                     assigned=counts.totals[v.name].members)
+                         for v in s.variants)
+    else:
+        variants = tuple(
+            VariantData(v.name, v.weight, counts.totals[v.name],
+                        counts.daily.get(v.name, ()) if kind == "rate" else ())
+            for v in s.variants)
     return analyze_experiment(ExperimentData(
         exp.name, exp.control, variants, kind=kind, metric=metric, alpha=s.alpha,
         power=s.power, min_detectable_effect=s.min_detectable_effect,
@@ -138,9 +148,12 @@ def analyze(engine: Engine, name: str | None = None, *, test_id: int | None = No
             outcome = st.OUTCOME_OF[metric]
             if outcome not in counts:
                 counts[outcome] = st.count(conn, exp, end, outcome=outcome)
+        ratings = st.count_ratings(conn, exp, end) if "csat" in metrics else None
     primary_counts = counts[st.OUTCOME_OF[exp.metric]]
-    primary = _result(exp, primary_counts, exp.metric, bayes_draws=bayes_draws)
-    secondary = {m: _result(exp, counts[st.OUTCOME_OF[m]], m, bayes_draws=bayes_draws)
+    primary = _result(exp, primary_counts, exp.metric, bayes_draws=bayes_draws,
+                      ratings=ratings)
+    secondary = {m: _result(exp, counts[st.OUTCOME_OF[m]], m, bayes_draws=bayes_draws,
+                            ratings=ratings)
                  for m in metrics[1:]}
     daily = []
     for i, d in enumerate(primary_counts.days):
@@ -201,6 +214,38 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:+.1%}"
 
 
+def _rate_table(r: ExperimentReport) -> list[str]:
+    p = r.primary
+    lines = [f"  {'variant':16} {'members':>9} {'exposures':>10} {'converted':>10} "
+             f"{'rate':>7} {'95% CI':>17} {'revenue/member':>15}"]
+    for v in p.variants:
+        low, high = wilson(v.conversions, v.members)
+        mark = " *" if v.name == p.control else ""
+        lines.append(
+            f"  {(v.name + mark)[:16]:16} {v.members:9,} {r.exposures.get(v.name, 0):10,} "
+            f"{v.conversions:10,} {_num(v.rate, '.1%'):>7} "
+            f"{'[' + _num(low, '.1%') + ', ' + _num(high, '.1%') + ']':>17} "
+            f"{_num(v.revenue_per_member, ',.2f'):>15}")
+    lines.append(f"  (* control; converted = reached '{st.OUTCOME_OF[r.metric]}' after first "
+                 "exposure)")
+    return lines
+
+
+def _csat_table(r: ExperimentReport) -> list[str]:
+    p = r.primary
+    lines = [f"  {'variant':16} {'members':>9} {'exposures':>10} {'rated':>8} "
+             f"{'mean rating':>12} {'sd':>6}"]
+    for v in p.variants:
+        mark = " *" if v.name == p.control else ""
+        sd = math.sqrt(v.revenue_variance) if math.isfinite(v.revenue_variance) else None
+        lines.append(
+            f"  {(v.name + mark)[:16]:16} {v.assigned:9,} {r.exposures.get(v.name, 0):10,} "
+            f"{v.members:8,} {_num(v.revenue_per_member, '.2f'):>12} {_num(sd, '.2f'):>6}")
+    lines.append("  (* control; rated = gave CSAT ratings after first exposure; each "
+                 "member's mean rating counts once)")
+    return lines
+
+
 def format_report(r: ExperimentReport) -> str:
     """The plain-text report of ``bot-analytics ab show``."""
     p = r.primary
@@ -214,20 +259,9 @@ def format_report(r: ExperimentReport) -> str:
         lines.append(f"  {p.error}")
         return "\n".join(lines)
     lines.append("")
-    lines.append(f"  {'variant':16} {'members':>9} {'exposures':>10} {'converted':>10} "
-                 f"{'rate':>7} {'95% CI':>17} {'revenue/member':>15}")
-    for v in p.variants:
-        low, high = wilson(v.conversions, v.members)
-        mark = " *" if v.name == p.control else ""
-        lines.append(
-            f"  {(v.name + mark)[:16]:16} {v.members:9,} {r.exposures.get(v.name, 0):10,} "
-            f"{v.conversions:10,} {_num(v.rate, '.1%'):>7} "
-            f"{'[' + _num(low, '.1%') + ', ' + _num(high, '.1%') + ']':>17} "
-            f"{_num(v.revenue_per_member, ',.2f'):>15}")
-    lines.append(f"  (* control; converted = reached '{st.OUTCOME_OF[r.metric]}' after first "
-                 "exposure)")
+    lines += _csat_table(r) if r.metric == "csat" else _rate_table(r)
     lines.append("")
-    kind = "mean" if r.metric == "revenue_per_member" else "rate"
+    kind = "mean" if r.metric in MEAN_METRICS else "rate"
     lines += _result_lines(p, kind)
     if p.chi_square is not None and p.chi_square.error is None:
         lines.append(f"  all variants (chi-square, {p.chi_square.dof} df): p = "
@@ -251,7 +285,7 @@ def format_report(r: ExperimentReport) -> str:
     for metric, res in r.secondary.items():
         lines.append("")
         lines.append(f"Secondary metric {metric}:")
-        kind = "mean" if metric == "revenue_per_member" else "rate"
+        kind = "mean" if metric in MEAN_METRICS else "rate"
         lines += _result_lines(res, kind)
     return "\n".join(lines)
 

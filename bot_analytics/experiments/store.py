@@ -20,14 +20,15 @@ from optimizer.stats import Sample
 
 from ..config import ExperimentSettings
 from ..storage.db import day_of
-from ..storage.queries import ASSIGNMENTS, CONVERSIONS, EXPERIMENTS
+from ..storage.queries import ASSIGNMENTS, CONVERSIONS, EXPERIMENTS, FEEDBACK
 from . import ExperimentDef
 
 log = logging.getLogger("bot_analytics.experiments")
 
-#: The conversion outcome each metric counts.
+#: The conversion outcome each metric counts (csat reads ratings; its member counts
+#: come with the purchases').
 OUTCOME_OF = {"conversion": "purchased", "revenue_per_member": "purchased",
-              "resolved": "resolved", "visited": "visited"}
+              "resolved": "resolved", "visited": "visited", "csat": "purchased"}
 
 
 class ExperimentNotFound(LookupError):
@@ -229,6 +230,33 @@ def count(conn: Connection, exp: ExperimentDef, end: datetime, *, outcome: str,
                 out.append(Sample(cum_n, cum_c))
             series[v] = tuple(out)
     return Counts(first_seen, end, tuple(days), totals, series, exposures)
+
+
+def count_ratings(conn: Connection, exp: ExperimentDef, end: datetime, *,
+                  bot_id: int | None = None) -> dict[str, Sample]:
+    """Per variant: members who gave CSAT ratings after their first exposure and before
+    ``end``, with the sum and sum of squares of each one's mean rating."""
+    a, f = ASSIGNMENTS.c, FEEDBACK.c
+    where = [a.tenant_id == exp.tenant_id, a.experiment == exp.name,
+             a.first_exposed_at < end]
+    if bot_id is not None:
+        where.append(a.bot_id == bot_id)
+    per_member = (
+        sa.select(a.variant.label("variant"),
+                  sa.func.avg(sa.cast(f.csat_rating, sa.Float)).label("rating"))
+        .select_from(FEEDBACK.join(ASSIGNMENTS, sa.and_(
+            a.tenant_id == f.tenant_id, a.experiment == exp.name,
+            a.member_id == f.member_id)))
+        .where(*where, f.tenant_id == exp.tenant_id, f.ts < end, f.ts >= a.first_exposed_at)
+        .group_by(a.variant, a.member_id)
+        .subquery())
+    out = {v.name: Sample(0) for v in exp.settings.variants}
+    for variant, n, total, squares in conn.execute(
+            sa.select(per_member.c.variant, sa.func.count(), sa.func.sum(per_member.c.rating),
+                      sa.func.sum(per_member.c.rating * per_member.c.rating))
+            .group_by(per_member.c.variant)):
+        out[variant] = Sample(int(n), 0, float(total or 0.0), float(squares or 0.0))
+    return out
 
 
 def day_end(d: date) -> datetime:

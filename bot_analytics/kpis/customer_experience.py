@@ -1,4 +1,4 @@
-"""Customer experience: sentiment (CSAT joins when feedback is collected)."""
+"""Customer experience: CSAT from the survey's ratings, and sentiment."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ CATEGORY = "customer_experience"
 def compute(d: PeriodData) -> list[Kpi]:
     t = d.totals
     out: list[Kpi] = []
+    rated, total, satisfied = d.ratings
+    if rated:
+        out.append(Kpi(CATEGORY, "csat_avg", total / rated, rated))
+        out += rate(CATEGORY, "csat_score", satisfied, rated)
     if t.scored:
         out.append(Kpi(CATEGORY, "sentiment_avg", t.sentiment_sum / t.scored, t.scored))
     labelled = sum(t.labels.values())

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..storage.db import raw_rows
-from ..storage.queries import CONVERSIONS, INTERACTIONS
+from ..storage.queries import CONVERSIONS, FEEDBACK, INTERACTIONS
 
 # How far past the period's end one query follows sessions that are still open.
 _FOLLOW_STEP = timedelta(hours=6)
@@ -82,6 +82,8 @@ class PeriodData:
     known_members: int
     purchases: list[Purchase]        # purchases in [start, end)
     trigger_outcomes: dict[int, set[str]]  # trigger interaction id -> outcomes
+    #: CSAT ratings given in [start, end): how many, their sum, how many were 4 or 5.
+    ratings: tuple[int, int, int] = (0, 0, 0)
 
 
 def _in_period(tenant: str, bot: int, start: datetime, end: datetime) -> list[Any]:
@@ -224,7 +226,13 @@ def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: d
                    c.outcome.in_(("purchased", "resolved")), c.ts >= start - timeout,
                    c.ts <= max(last_seen, end) + attribution_window)):
         triggers.setdefault(r.interaction_id, set()).add(r.outcome)
-    return PeriodData(start, end, totals, sessions, new_users, known, purchases, triggers)
+    f = FEEDBACK.c
+    rated = conn.execute(sa.select(
+        sa.func.count(), sa.func.coalesce(sa.func.sum(f.csat_rating), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((f.csat_rating >= 4, 1), else_=0)), 0))
+        .where(f.tenant_id == tenant, f.bot_id == bot, f.ts >= start, f.ts < end)).one()
+    return PeriodData(start, end, totals, sessions, new_users, known, purchases, triggers,
+                      (int(rated[0]), int(rated[1]), int(rated[2])))
 
 
 def tenants_and_bots(conn: Connection, start: datetime, end: datetime

@@ -44,4 +44,9 @@ def compute(conn: Connection, tenant: str, bot: int, start: datetime, end: datet
                     out.append(Kpi(CATEGORY, "revenue_per_member", sample.mean, n, dim))
                 else:
                     out.append(Kpi(CATEGORY, f"{outcome}_rate", sample.rate, n, dim))
+        if "csat" in (exp.metric, *exp.settings.secondary_metrics):
+            for variant, rated in exp_store.count_ratings(conn, exp, until, bot_id=bot).items():
+                if rated.members:
+                    out.append(Kpi(CATEGORY, "csat_avg", rated.mean, rated.members,
+                                   f"variant={exp.name}:{variant}"))
     return out

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ConfigError, Settings
-from ..events import ConversionEvent, ExposureEvent, InteractionEvent, MemberEvent
+from ..events import (
+    ConversionEvent,
+    ExposureEvent,
+    FeedbackEvent,
+    InteractionEvent,
+    MemberEvent,
+)
 from ..nlp.intents import IntentDetector, Prediction
 from ..nlp.redact import clean_text, redact
 from ..nlp.sentiment import SentimentAnalyzer, label_for
@@ -80,13 +86,15 @@ class PreparedBatch:
     conversions: list[dict[str, Any]] = field(default_factory=list)
     #: One row per member and experiment, with the batch's exposures counted in it.
     exposures: list[dict[str, Any]] = field(default_factory=list)
+    feedback: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         """Captured events in the batch (derived rows are not counted again)."""
         return (len(self.interactions)
                 + sum(1 for e in self.member_events if not derived_member_event(e))
                 + sum(1 for c in self.conversions if not derived_conversion(c))
-                + sum(int(e["exposures"]) for e in self.exposures))
+                + sum(int(e["exposures"]) for e in self.exposures)
+                + len(self.feedback))
 
 
 @dataclass
@@ -151,11 +159,12 @@ class Enricher:
         return out
 
     def prepare(self, items: Iterable[InteractionEvent | MemberEvent | ConversionEvent
-                                      | ExposureEvent]) -> PreparedBatch:
+                                      | ExposureEvent | FeedbackEvent]) -> PreparedBatch:
         interactions: list[InteractionEvent] = []
         lifecycle: list[MemberEvent] = []
         conversions: list[ConversionEvent] = []
         exposures: dict[tuple[str, str, int], dict[str, Any]] = {}
+        ratings: list[dict[str, Any]] = []
         pseudo = self.pseudo
         for item in items:
             member = pseudo.member(item.member_id)
@@ -179,6 +188,13 @@ class Enricher:
                     row["first_exposed_at"] = min(row["first_exposed_at"], item.ts)
                     row["last_exposed_at"] = max(row["last_exposed_at"], item.ts)
                     row["exposures"] += 1
+            elif isinstance(item, FeedbackEvent):
+                ratings.append({
+                    "tenant_id": item.tenant_id, "bot_id": item.bot_id,
+                    "update_id": item.update_id, "ts": item.ts, "member_id": member,
+                    "chat_id": pseudo.chat(item.chat_id, "private")
+                    if item.chat_id == item.member_id else item.chat_id,
+                    "csat_rating": item.rating, "trigger": item.trigger})
             else:
                 lifecycle.append(item)
 
@@ -265,4 +281,5 @@ class Enricher:
                 "details": clean_text(cv.details) if cv.details is not None else None})
         batch.members = list(members.values())
         batch.exposures = list(exposures.values())
+        batch.feedback = ratings
         return batch

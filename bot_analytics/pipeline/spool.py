@@ -28,7 +28,8 @@ def _default(value: Any) -> Any:
 def _line(batch: PreparedBatch) -> str:
     return json.dumps({"v": 1, "interactions": batch.interactions, "members": batch.members,
                        "member_events": batch.member_events,
-                       "conversions": batch.conversions, "exposures": batch.exposures},
+                       "conversions": batch.conversions, "exposures": batch.exposures,
+                       "feedback": batch.feedback},
                       default=_default, ensure_ascii=False)
 
 
@@ -75,7 +76,8 @@ class Spool:
                                          _restore(data["members"]),
                                          _restore(data["member_events"]),
                                          _restore(data.get("conversions", [])),
-                                         _restore(data.get("exposures", []))))
+                                         _restore(data.get("exposures", [])),
+                                         _restore(data.get("feedback", []))))
         return out
 
     def keep_from(self, index: int, batches: list[PreparedBatch]) -> None:

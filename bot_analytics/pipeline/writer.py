@@ -28,6 +28,7 @@ from ..events import (
     Captured,
     ConversionEvent,
     ExposureEvent,
+    FeedbackEvent,
     InteractionEvent,
     MemberEvent,
     Skipped,
@@ -37,7 +38,7 @@ from .spool import Spool
 
 log = logging.getLogger("bot_analytics.writer")
 
-Event = InteractionEvent | MemberEvent | ConversionEvent | ExposureEvent
+Event = InteractionEvent | MemberEvent | ConversionEvent | ExposureEvent | FeedbackEvent
 Item = Captured | Event
 
 
@@ -350,6 +351,11 @@ class Writer:
                 self.counters.written -= count
                 self.counters.rejected += count
                 self._note_error("storing an experiment exposure", error)
+        for rating in batch.feedback:
+            try:
+                self._write(PreparedBatch(feedback=[rating]))
+            except Exception as error:
+                self._refused(False, "storing a CSAT rating", error)
 
     def _refused(self, derived: bool, what: str, error: BaseException) -> None:
         # The caller counted the whole batch as written; derived rows were never counted.

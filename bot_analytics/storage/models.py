@@ -181,6 +181,27 @@ class MonetizationEvent(SQLModel, table=True):
     currency: str | None = Field(default=None, sa_type=sa.String(8))
 
 
+class Feedback(SQLModel, table=True):
+    """A CSAT rating (1 to 5) a member gave in answer to the survey."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "bot_id", "update_id", name="uq_feedback_update"),
+        sa.Index("ix_feedback_tenant_bot_ts", "tenant_id", "bot_id", "ts"),
+        sa.Index("ix_feedback_member", "tenant_id", "member_id", "ts"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    bot_id: int = Field(sa_type=sa.BigInteger)
+    update_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    ts: datetime = _ts()
+    member_id: int = Field(sa_type=sa.BigInteger)
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    csat_rating: int = Field(sa_type=sa.SmallInteger)
+    trigger: str = Field(sa_type=sa.String(16))
+
+
 class KpiMetric(SQLModel, table=True):
     """Rolled-up KPIs (KPIS.md). Recomputing a period replaces its rows."""
 

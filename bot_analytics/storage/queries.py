@@ -15,6 +15,7 @@ from .models import (
     Conversion,
     Experiment,
     ExperimentAssignment,
+    Feedback,
     Interaction,
     Member,
     MemberEventRow,
@@ -30,6 +31,7 @@ CONVERSIONS = Conversion.__table__  # type: ignore[attr-defined]
 MONETIZATION = MonetizationEvent.__table__  # type: ignore[attr-defined]
 EXPERIMENTS = Experiment.__table__  # type: ignore[attr-defined]
 ASSIGNMENTS = ExperimentAssignment.__table__  # type: ignore[attr-defined]
+FEEDBACK = Feedback.__table__  # type: ignore[attr-defined]
 
 #: The mechanics of a Telegram payment are not what made a person buy: attribution
 #: skips them and finds the interaction before (the button, the question...).
@@ -137,7 +139,8 @@ class BatchStore:
     def write(self, interactions: list[dict[str, Any]], members: list[dict[str, Any]],
               member_events: list[dict[str, Any]],
               conversions: list[dict[str, Any]] | None = None,
-              exposures: list[dict[str, Any]] | None = None) -> None:
+              exposures: list[dict[str, Any]] | None = None,
+              feedback: list[dict[str, Any]] | None = None) -> None:
         with self.engine.begin() as conn:
             updates = self.sessions.assign(conn, interactions)
             insert_ignore(conn, INTERACTIONS, interactions)
@@ -147,6 +150,7 @@ class BatchStore:
             for conversion in sorted(conversions or [], key=lambda c: c["ts"]):
                 self._write_conversion(conn, conversion)
             upsert_assignments(conn, ASSIGNMENTS, exposures or [])
+            insert_ignore(conn, FEEDBACK, feedback or [])
         self.sessions.commit(updates)
 
     def _trigger(self, conn: Connection, c: dict[str, Any]) -> Any:
