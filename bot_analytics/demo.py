@@ -56,6 +56,13 @@ UNKNOWN = ["do you sell bikes?", "what's the weather like", "asdf", "is this a b
 #: How much more often people buy when Premium is offered at 20% off (the planted effect).
 DISCOUNT_LIFT = 2.0
 
+#: Share of CSAT surveys people answer, and the ratings they give by the survey's
+#: trigger (session end, conversion, escalation, request): buyers are happier than
+#: people who had to ask for a human.
+SURVEY_ANSWER_RATE = 0.6
+RATINGS = {"s": [2, 3, 4, 4, 5], "c": [3, 4, 5, 5, 5], "e": [1, 1, 2, 3, 4],
+           "r": [3, 4, 5]}
+
 
 @dataclass(order=True)
 class _Action:
@@ -190,6 +197,7 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
         "database": {"url": database_url, "auto_migrate": True},
         "writer": {"flush_interval": 0.2, "spool_path": str(work / "analytics.spool")},
         "intents": {"rules": DEMO_INTENT_RULES, "callback_prefixes": {"buy:": "purchase"}},
+        "feedback": {"enabled": True, "sample_rate": 0.5},
     }, "demo settings")
     analytics = Analytics(settings, clock=clock)
     emu = await TelegramEmulator(clock=clock.timestamp).start()
@@ -205,6 +213,30 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
     actions = plan_actions(users, days, begin, seed,
                            variant_of=lambda i: pitch.assign(people[i].id))
     injected = 0
+    by_id = {person.id: person for person in people.values()}
+    survey_rng = random.Random(seed * 31)
+    calls_seen = 0
+
+    async def answer_surveys() -> int:
+        """Ask in idle chats, then let some people answer the surveys sent so far."""
+        nonlocal calls_seen
+        await analytics.surveys.survey_idle_sessions()
+        await analytics.surveys.flush()
+        new, calls_seen = emu.calls[calls_seen:], len(emu.calls)
+        pressed = 0
+        for call in new:
+            if call.method != "sendMessage" or not call.ok \
+                    or call.params.get("text") != settings.feedback.question:
+                continue
+            person = by_id.get(int(call.params["chat_id"]))
+            if person is None or survey_rng.random() > SURVEY_ANSWER_RATE:
+                continue
+            buttons = call.result["reply_markup"]["inline_keyboard"][0]
+            trigger = buttons[0]["callback_data"].rsplit(":", 1)[1]
+            rating = survey_rng.choice(RATINGS[trigger])
+            person.press(call.result, buttons[rating - 1]["callback_data"])
+            pressed += 1
+        return pressed
 
     def caught_up(expected: int) -> bool:
         h = analytics.writer.counters
@@ -238,6 +270,10 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
             for coro in payments:
                 injected += await coro
             await emu.wait_for(functools.partial(caught_up, injected), timeout=30)
+            answers = await answer_surveys()
+            if answers:
+                injected += answers
+                await emu.wait_for(functools.partial(caught_up, injected), timeout=30)
             if bar is not None:
                 bar.update(done)
             if on_slice is not None:

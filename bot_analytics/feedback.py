@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .events import FeedbackEvent
+from .events import SURVEY_INTENT, FeedbackEvent
 
 if TYPE_CHECKING:
     from .capture.context import UpdateContext
@@ -184,7 +184,7 @@ class Surveys:
             await query.answer()
             return
         rating, trigger = answer
-        ctx.set_intent("csat_feedback")
+        ctx.set_intent(SURVEY_INTENT)
         member = query.from_user.id
         message = query.message
         chat = message.chat.id if message is not None else None

@@ -118,8 +118,14 @@ async def test_surveys_are_sent_answered_and_stored(database_url: str, tmp_path:
                                     if b["text"] == str(rating)))
             sent += 1
         await running.settle(sent)
+        # A later conversion is credited to what Ann did, not to her survey answer.
+        analytics.track_conversion(member_id=ann.id, outcome="resolved",
+                                   bot_id=int(token.split(":")[0]))
     await analytics.close()
 
+    [resolved] = rows(database_url, "SELECT intent, trigger_text FROM conversions "
+                                    "WHERE outcome = 'resolved'")
+    assert resolved.trigger_text == "/buy"
     assert seen == []   # the bot's own callback handler never saw a rating
     thanks = [c.params.get("text") for c in emulator.calls_of("answerCallbackQuery")]
     assert thanks.count("Thanks!") == 4

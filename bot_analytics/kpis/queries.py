@@ -74,7 +74,7 @@ def latest_with_change(engine: Engine, kind: str, *, tenant_id: str | None = Non
 
 
 def format_value(metric: str, value: float) -> str:
-    if metric.endswith("_rate"):
+    if metric.endswith("_rate") or metric == "csat_score":
         return f"{value * 100:.1f}%"
     if metric.endswith("_ms"):
         return f"{value:,.1f} ms"

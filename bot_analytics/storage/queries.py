@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..events import SURVEY_INTENT
 from .db import insert_ignore, insert_ignore_returning_id, upsert_assignments, upsert_members
 from .models import (
     Conversion,
@@ -34,7 +35,8 @@ ASSIGNMENTS = ExperimentAssignment.__table__  # type: ignore[attr-defined]
 FEEDBACK = Feedback.__table__  # type: ignore[attr-defined]
 
 #: The mechanics of a Telegram payment are not what made a person buy: attribution
-#: skips them and finds the interaction before (the button, the question...).
+#: skips them and finds the interaction before (the button, the question...). It skips
+#: answers to the CSAT survey too.
 NOT_TRIGGERS = ("pre_checkout_query", "successful_payment")
 
 SessionKey = tuple[str, int, int, int]  # tenant, bot, session chat, member
@@ -163,7 +165,8 @@ class BatchStore:
             .where(t.tenant_id == c["tenant_id"], t.bot_id == c["bot_id"],
                    t.member_id == c["member_id"], t.ts <= c["ts"],
                    t.ts >= c["ts"] - self.attribution_window,
-                   t.event_type.not_in(NOT_TRIGGERS))
+                   t.event_type.not_in(NOT_TRIGGERS),
+                   sa.or_(t.intent.is_(None), t.intent != SURVEY_INTENT))
             .order_by(t.ts.desc(), t.id.desc()).limit(1)).first()
 
     def _write_conversion(self, conn: Connection, c: dict[str, Any]) -> None:
