@@ -90,9 +90,12 @@ class Surveys:
     # -- asking ---------------------------------------------------------------------------------
     def maybe_ask(self, bot: Any, tenant: str, member: int, chat: int, trigger: str,
                   force: bool = False) -> bool:
-        """Schedule a survey unless sampling or the cooldown says no; True if scheduled."""
+        """Schedule a survey unless sampling or the cooldown says no; True if scheduled.
+        People who opted out of analytics are never asked."""
         now = self.plugin.clock()
         key = (tenant, member)
+        if (tenant, self.plugin.stored_member_id(member)) in self.plugin.enricher.opted_out:
+            return False
         if not force:
             last = self.last_asked.get(key)
             cooldown = timedelta(hours=self.settings.cooldown_hours)

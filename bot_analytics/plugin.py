@@ -455,8 +455,12 @@ class Analytics:
         sampling and cooldown say; True when it was sent. In a handler,
         ``analytics.request_feedback()`` asks the person behind the update."""
         tenant = tenant_id or self.settings.tenants.tenant_of(bot.id)
-        self.surveys.last_asked[(tenant, member_id or chat_id)] = self.clock()
-        return await self.surveys.ask(bot, chat_id, "request")
+        member = member_id or chat_id
+        if (tenant, self.stored_member_id(member)) in self.enricher.opted_out:
+            return False
+        self.surveys.last_asked[(tenant, member)] = self.clock()
+        # A task of its own: sending must not touch the caller's reply tracking.
+        return await asyncio.ensure_future(self.surveys.ask(bot, chat_id, "request"))
 
     # -- members ----------------------------------------------------------------------------
     def stored_member_id(self, member_id: int) -> int:
@@ -478,13 +482,18 @@ class Analytics:
         tenant = tenant_id or self.settings.tenants.default
         stored = self.stored_member_id(member_id)
         key = (tenant, stored)
-        if value:
-            self.enricher.opted_out.add(key)
-        else:
-            self.enricher.opted_out.discard(key)
+
+        def remember() -> None:
+            if value:
+                self.enricher.opted_out.add(key)
+            else:
+                self.enricher.opted_out.discard(key)
+
+        remember()  # at once, for what is queued from now on
 
         def work() -> None:
             self.writer._ensure_store()
+            remember()  # again: a first connection reloads the set from the database
             self.store.set_opt_out(tenant, stored, value, self.clock(), bot_id)
 
         await self.writer.run_in_worker(work)

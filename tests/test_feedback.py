@@ -224,3 +224,32 @@ def test_csat_as_an_experiment_metric(database_url: str) -> None:
     assert not math.isnan(report.primary.srm.p_value)
     text = format_report(report)
     assert "mean rating" in text and "Decision: winner (friendly)" in text
+
+
+async def test_request_feedback_keeps_the_handlers_reply_and_spares_opted_out_people(
+        database_url: str, tmp_path: Path, emulator: TelegramEmulator) -> None:
+    analytics = Analytics(make_settings(database_url, tmp_path,
+                                        feedback={"question": QUESTION}))
+    dp = Dispatcher()
+    results: list[bool] = []
+
+    @dp.message(Command("ask"))
+    async def ask(message: Message, analytics: UpdateContext) -> None:
+        assert message.bot is not None
+        results.append(await analytics.plugin.request_feedback(message.bot, message.chat.id))
+        await message.answer("asked you")
+
+    analytics.setup(dp)
+    token = emulator.add_bot()
+    eve, fay = emulator.user("Eve"), emulator.user("Fay")
+    async with RunningBot(emulator, dp, [new_bot(emulator, token)], analytics) as running:
+        await analytics.opt_out(fay.id)
+        eve.send("/ask")
+        fay.send("/ask")
+        await running.settle(2)
+        await emulator.wait_for(lambda: len(results) == 2)
+    await analytics.close()
+    assert sorted(results) == [False, True]
+    assert surveys_of(eve) and not surveys_of(fay)
+    [row] = rows(database_url, "SELECT response_text, reply_count FROM interactions")
+    assert (row.response_text, row.reply_count) == ("asked you", 1)   # Eve's; Fay opted out
