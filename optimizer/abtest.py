@@ -283,7 +283,8 @@ def _decide(data: ExperimentData, srm: SampleRatioTest, comparisons: list[Compar
                 "no data yet.", ())
     better = [x for x in comparisons if x.significant and x.difference > 0]
     worse = [x for x in comparisons if x.significant and x.difference < 0]
-    unit = "points" if data.kind == "rate" else "per member"
+    unit = "points" if data.kind == "rate" else (
+        "rating points" if data.metric == "csat" else "per member")
     if better:
         top = max(better, key=lambda x: x.difference)
         lift = _pct(top.relative)
