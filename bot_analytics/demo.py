@@ -171,6 +171,7 @@ class DemoResult:
     first: datetime  # simulated time: the first day...
     last: datetime   # ...and the end (exclusive)
     actions: list[_Action] = field(default_factory=list)  # what the people were to do
+    survey_answers: int = 0  # rating buttons pressed (updates, but not interactions)
 
 
 async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
@@ -212,7 +213,7 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
     pitch = analytics.experiments[(settings.tenants.default, "premium_pitch")]
     actions = plan_actions(users, days, begin, seed,
                            variant_of=lambda i: pitch.assign(people[i].id))
-    injected = 0
+    injected = answered = 0
     by_id = {person.id: person for person in people.values()}
     survey_rng = random.Random(seed * 31)
     calls_seen = 0
@@ -273,6 +274,7 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
             answers = await answer_surveys()
             if answers:
                 injected += answers
+                answered += answers
                 await emu.wait_for(functools.partial(caught_up, injected), timeout=30)
             if bar is not None:
                 bar.update(done)
@@ -285,7 +287,7 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
         await polling
         await emu.stop()
     return DemoResult(database_url, users, injected, time.perf_counter() - t0, analytics,
-                      begin, begin + timedelta(days=days), actions)
+                      begin, begin + timedelta(days=days), actions, answered)
 
 
 def _perform(user: SimUser, act: _Action, emu: TelegramEmulator, payments: list[Any]) -> int:
@@ -386,6 +388,12 @@ def summarize(database_url: str) -> str:
                 "GROUP BY intent ORDER BY count(*) DESC")))
         lines.append("Resolved:  " + str(q("SELECT count(*) FROM conversions "
                                            "WHERE outcome = 'resolved'")[0][0]))
+        rated, mean = q("SELECT count(*), avg(csat_rating) FROM feedback")[0]
+        if rated:
+            lines.append(f"CSAT:      {rated:,} ratings, mean {mean:.2f} of 5; by trigger " +
+                         ", ".join(f"{t} {n:,} ({m:.2f})" for t, n, m in q(
+                             "SELECT trigger, count(*), avg(csat_rating) FROM feedback "
+                             "GROUP BY trigger ORDER BY count(*) DESC")))
         lines.append("Lifecycle: " + ", ".join(
             f"{k} {n:,}" for k, n in q("SELECT kind, count(*) FROM member_events "
                                       "GROUP BY kind ORDER BY kind")))

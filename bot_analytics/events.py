@@ -85,9 +85,6 @@ class MemberEvent:
 
 OUTCOMES = frozenset({"purchased", "resolved", "visited", "did_nothing"})
 
-#: The intent of an answer to the CSAT survey (never a conversion's trigger).
-SURVEY_INTENT = "csat_feedback"
-
 
 @dataclass(frozen=True, slots=True)
 class ConversionEvent:

@@ -5,7 +5,9 @@ Surveys are sent from tasks of their own, never inside a handler's time: after a
 conversion or a hand-off (``feedback.after``), when a private chat has been idle for
 the session timeout, or on demand (``request_feedback``). The rating buttons carry
 callback data ``bafb:RATING:TRIGGER``; the capture middleware answers them itself, so
-the bot's handlers never see them.
+the bot's handlers never see them, and stores them in ``feedback`` only: a rating is not
+an interaction of the bot's conversation and changes no session, bounce or fallback
+figure.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .events import SURVEY_INTENT, FeedbackEvent
+from .events import FeedbackEvent
 
 if TYPE_CHECKING:
     from .capture.context import UpdateContext
@@ -53,7 +55,8 @@ class Surveys:
         self.last_asked: dict[tuple[str, int], datetime] = {}
         #: (bot id, private chat id) -> (last activity, bot, tenant).
         self.idle: dict[tuple[int, int], tuple[datetime, Any, str]] = {}
-        self.counters = {"asked": 0, "answered": 0, "send_failures": 0, "skipped": 0}
+        self.counters = {"asked": 0, "answered": 0, "send_failures": 0, "skipped": 0,
+                         "blocked": 0}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         after = set(self.settings.after) if self.settings.enabled else set()
@@ -66,12 +69,17 @@ class Surveys:
     # -- from the capture middleware (cheap: attribute reads and a dict write) ---------------
     @staticmethod
     def is_answer(update: Any) -> bool:
-        query = update.callback_query
+        query = getattr(update, "callback_query", None)
         return query is not None and bool(query.data) and \
             query.data.startswith(CALLBACK_PREFIX)
 
     def after_update(self, ctx: UpdateContext) -> None:
         """Note activity and the moments worth a survey, once a handler is done."""
+        member_update = ctx.update.my_chat_member
+        if member_update is not None and member_update.new_chat_member.status == "kicked":
+            # Blocked: no survey for a chat the bot can no longer write to.
+            self.idle.pop((ctx.bot_id, member_update.chat.id), None)
+            return
         message = ctx.update.message
         if self.on_session_end and message is not None and message.chat.type == "private":
             self.idle[(ctx.bot_id, message.chat.id)] = (self.plugin.clock(), ctx.bot,
@@ -127,9 +135,13 @@ class Surveys:
             await bot.send_message(chat, self.settings.question,
                                    reply_markup=self.keyboard(trigger))
         except Exception as error:
-            self.counters["send_failures"] += 1
-            log.warning("bot-analytics: could not send the CSAT survey to chat %s: %s",
-                        chat, error)
+            if "blocked" in str(error):  # the person blocked the bot since: nothing wrong
+                self.counters["blocked"] += 1
+                log.debug("no CSAT survey for chat %s: %s", chat, error)
+            else:
+                self.counters["send_failures"] += 1
+                log.warning("bot-analytics: could not send the CSAT survey to chat %s: %s",
+                            chat, error)
             return False
         self.counters["asked"] += 1
         return True
@@ -187,7 +199,6 @@ class Surveys:
             await query.answer()
             return
         rating, trigger = answer
-        ctx.set_intent(SURVEY_INTENT)
         member = query.from_user.id
         message = query.message
         chat = message.chat.id if message is not None else None

@@ -82,7 +82,9 @@ async def test_demo_records_what_it_simulated(database_url: str, tmp_path: Path)
                                    "WHERE event_type = 'successful_payment'")[0].n
     assert purchases == sum(1 for a in plan if a.kind == "buy")
     total = rows(database_url, "SELECT count(*) AS n FROM interactions")[0].n
-    assert total + blocks == result.updates
+    assert total + blocks + result.survey_answers == result.updates
+    ratings = rows(database_url, "SELECT count(*) AS n FROM feedback")[0].n
+    assert ratings == result.survey_answers
     text = summarize(database_url)
     assert f"Recorded {total:,} interactions from {users} members" in text
 

@@ -86,14 +86,18 @@ async def test_surveys_are_sent_answered_and_stored(database_url: str, tmp_path:
     dp = support_bot(seen)
     analytics.setup(dp)
     token = emulator.add_bot()
-    ann, ben, cat, dan = (emulator.user(n) for n in ("Ann", "Ben", "Cat", "Dan"))
+    ann, ben, cat, dan, gus = (emulator.user(n) for n in ("Ann", "Ben", "Cat", "Dan", "Gus"))
     async with RunningBot(emulator, dp, [new_bot(emulator, token)], analytics) as running:
         sent = 0
         ann.send("/buy")          # a conversion: asked
         ben.send("human")         # a hand-off: asked
         cat.send("/rate")         # on request: asked
         dan.send("hello")         # nothing yet: asked once the session is idle
-        sent += 4
+        gus.send("hello")         # ...but Gus blocks the bot: never asked
+        sent += 5
+        await running.settle(sent)
+        gus.block()
+        sent += 1
         await running.settle(sent)
         await emulator.wait_for(lambda: all(surveys_of(u) for u in (ann, ben, cat)))
         assert not surveys_of(dan)
@@ -107,6 +111,7 @@ async def test_surveys_are_sent_answered_and_stored(database_url: str, tmp_path:
         # Dan, and the others whose chats went quiet, are due; only Dan is not cooling down.
         assert await analytics.surveys.survey_idle_sessions() == 1
         await emulator.wait_for(lambda: surveys_of(dan))
+        assert not surveys_of(gus)
 
         for user, rating in ((ann, 4), (ben, 1), (cat, 5), (dan, 5)):
             [survey] = surveys_of(user)
@@ -127,6 +132,9 @@ async def test_surveys_are_sent_answered_and_stored(database_url: str, tmp_path:
                                     "WHERE outcome = 'resolved'")
     assert resolved.trigger_text == "/buy"
     assert seen == []   # the bot's own callback handler never saw a rating
+    # Ratings are feedback, not interactions: sessions and bounces stay the bot's own.
+    assert rows(database_url, "SELECT count(*) AS n FROM interactions "
+                              "WHERE event_type = 'callback_query'")[0].n == 0
     thanks = [c.params.get("text") for c in emulator.calls_of("answerCallbackQuery")]
     assert thanks.count("Thanks!") == 4
     got = {(r.member_id, r.csat_rating, r.trigger) for r in rows(

@@ -39,14 +39,17 @@ class CaptureMiddleware(BaseMiddleware):
         except Exception as error:
             ctx = plugin._failed_context(event, data.get("bot"), t0, error)
         data["analytics"] = ctx
+        if Surveys.is_answer(event):
+            # A rating for the plugin's own survey: stored in `feedback`, not an
+            # interaction of the bot's conversation, and not for the bot's handlers.
+            await plugin._answer_survey(ctx)
+            plugin.writer.counters.updates += 1
+            return None
         token = current_update.set(ctx)
         try:
             if plugin.opt_commands and ctx.command in OPT_COMMANDS:
                 await plugin._answer_opt_command(ctx, ctx.command)
                 result = None  # handled here; the bot's handlers don't see it
-            elif Surveys.is_answer(event):
-                await plugin._answer_survey(ctx)
-                result = None  # a rating: the bot's handlers don't see it either
             else:
                 result = await handler(event, data)
         except BaseException as error:

@@ -10,7 +10,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..events import SURVEY_INTENT
 from .db import insert_ignore, insert_ignore_returning_id, upsert_assignments, upsert_members
 from .models import (
     Conversion,
@@ -35,8 +34,7 @@ ASSIGNMENTS = ExperimentAssignment.__table__  # type: ignore[attr-defined]
 FEEDBACK = Feedback.__table__  # type: ignore[attr-defined]
 
 #: The mechanics of a Telegram payment are not what made a person buy: attribution
-#: skips them and finds the interaction before (the button, the question...). It skips
-#: answers to the CSAT survey too.
+#: skips them and finds the interaction before (the button, the question...).
 NOT_TRIGGERS = ("pre_checkout_query", "successful_payment")
 
 SessionKey = tuple[str, int, int, int]  # tenant, bot, session chat, member
@@ -165,8 +163,7 @@ class BatchStore:
             .where(t.tenant_id == c["tenant_id"], t.bot_id == c["bot_id"],
                    t.member_id == c["member_id"], t.ts <= c["ts"],
                    t.ts >= c["ts"] - self.attribution_window,
-                   t.event_type.not_in(NOT_TRIGGERS),
-                   sa.or_(t.intent.is_(None), t.intent != SURVEY_INTENT))
+                   t.event_type.not_in(NOT_TRIGGERS))
             .order_by(t.ts.desc(), t.id.desc()).limit(1)).first()
 
     def _write_conversion(self, conn: Connection, c: dict[str, Any]) -> None:
