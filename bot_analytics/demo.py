@@ -201,6 +201,7 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
         "feedback": {"enabled": True, "sample_rate": 0.5},
     }, "demo settings")
     analytics = Analytics(settings, clock=clock)
+    analytics.surveys.rng.seed(seed)  # which moments get a survey: reproducible
     emu = await TelegramEmulator(clock=clock.timestamp).start()
     token = emu.add_bot("demo_shop_bot", "Demo Shop")
     bot = Bot(token, session=AiohttpSession(api=emu.api_server()))
