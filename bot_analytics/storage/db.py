@@ -125,14 +125,20 @@ def insert_ignore_returning_id(conn: Connection, table: sa.Table,
     return None if value is None else int(value)
 
 
+def _greatest_least(conn: Connection) -> tuple[Any, Any]:
+    """Two-argument max and min: GREATEST/LEAST on PostgreSQL, scalar MAX/MIN on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return sa.func.greatest, sa.func.least
+    return sa.func.max, sa.func.min
+
+
 def upsert_members(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert members or widen their first/last seen; keep the first campaign."""
     if not rows:
         return
     stmt = _insert(conn, table)
     ex = stmt.excluded
-    greatest, least = ((sa.func.greatest, sa.func.least) if conn.dialect.name == "postgresql"
-                       else (sa.func.max, sa.func.min))
+    greatest, least = _greatest_least(conn)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "bot_id", "member_id"],
         set_={
@@ -153,8 +159,7 @@ def upsert_assignments(conn: Connection, table: sa.Table,
         return
     stmt = _insert(conn, table)
     ex = stmt.excluded
-    greatest, least = ((sa.func.greatest, sa.func.least) if conn.dialect.name == "postgresql"
-                       else (sa.func.max, sa.func.min))
+    greatest, least = _greatest_least(conn)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "experiment", "member_id"],
         set_={
