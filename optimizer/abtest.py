@@ -40,8 +40,6 @@ NO_WINNER_YET = "no winner yet"
 NO_EFFECT = "stop: no effect likely"
 INVALID_SRM = "invalid: sample ratio mismatch"
 
-RATE_METRICS = ("conversion",)
-MEAN_METRICS = ("revenue_per_member",)
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,8 @@ class ExperimentResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _pct(x: float | None) -> str:
+def signed_percent(x: float | None) -> str:
+    """``+12.3%``, or ``n/a`` for a missing or infinite value."""
     return "n/a" if x is None or not math.isfinite(x) else f"{x:+.1%}"
 
 
@@ -287,7 +286,7 @@ def _decide(data: ExperimentData, srm: SampleRatioTest, comparisons: list[Compar
         "rating points" if data.metric == "csat" else "per member")
     if better:
         top = max(better, key=lambda x: x.difference)
-        lift = _pct(top.relative)
+        lift = signed_percent(top.relative)
         diff = (f"{top.difference * 100:+.2f} {unit}" if data.kind == "rate"
                 else f"{top.difference:+.4g} {unit}")
         return (WINNER, top.variant,

@@ -9,7 +9,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from optimizer.abtest import ExperimentData, ExperimentResult, VariantData, analyze_experiment
+from optimizer.abtest import (
+    ExperimentData,
+    ExperimentResult,
+    VariantData,
+    analyze_experiment,
+    signed_percent,
+)
 from optimizer.stats import Sample
 
 from . import ExperimentDef
@@ -201,17 +207,13 @@ def _result_lines(result: ExperimentResult, kind: str) -> list[str]:
     for c in result.comparisons:
         ci = f"[{_num(c.ci_low * scale, '+.2f')}, {_num(c.ci_high * scale, '+.2f')}]"
         row = (f"  {c.variant[:16]:16} {_num(c.difference * scale, '+.2f') + unit:>12} "
-               f"{ci:>21} {_pct(c.relative):>9} {_num(c.p_value, '.4f'):>8} "
+               f"{ci:>21} {signed_percent(c.relative):>9} {_num(c.p_value, '.4f'):>8} "
                f"{_num(c.p_adjusted, '.4f'):>7} {_num(c.sequential_p_adjusted, '.4f'):>7}")
         if rate and c.bayes is not None:
             row += (f" {_num(c.bayes.prob_beat_control, '.1%'):>8} "
                     f"{_num(c.bayes.expected_loss * scale, '.3f') + unit:>9}")
         lines.append(row)
     return lines
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:+.1%}"
 
 
 def _rate_table(r: ExperimentReport) -> list[str]:

@@ -10,7 +10,7 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -258,6 +258,3 @@ def count_ratings(conn: Connection, exp: ExperimentDef, end: datetime, *,
         out[variant] = Sample(int(n), 0, float(total or 0.0), float(squares or 0.0))
     return out
 
-
-def day_end(d: date) -> datetime:
-    return datetime.combine(d + timedelta(days=1), time.min, tzinfo=UTC)
