@@ -173,7 +173,10 @@ class Analytics:
                     f"the database schema is at revision {current}, this version needs "
                     f"{head}: run `bot-analytics db upgrade` (events are spooled meanwhile)")
         self.enricher.opted_out = self.store.load_opt_outs()
-        self._sync_experiments()
+        try:
+            self._sync_experiments()
+        except Exception as error:  # experiments must not keep captured rows from the database
+            self._capture_failed("storing the experiments: %s", error)
 
     #: How often a running bot reads experiment changes (stops, new experiments).
     EXPERIMENT_REFRESH_SECONDS = 60.0
