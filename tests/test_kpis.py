@@ -115,6 +115,16 @@ def expected_kpis(inter: pd.DataFrame, conv: pd.DataFrame, kind: str, start: dat
     new = int(((first_seen >= start) & (first_seen < end)).sum())
     put("new_users", new, new)
     share("retention_rate", active, int((first_seen < end).sum()))
+    if kind == "daily":   # every day D + N of this data has long ended
+        cohort = set(first_seen[(first_seen >= start) & (first_seen < end)].index)
+        for n in (1, 7, 30):
+            lo, hi = start + timedelta(days=n), end + timedelta(days=n)
+            back = set(df[(df.ts >= lo) & (df.ts < hi)].member_id)
+            share(f"retention_d{n}", len(cohort & back), len(cohort))
+    if kind == "monthly" and active:
+        days = (end - start).days
+        dau = p.groupby(p.ts.dt.floor("D")).member_id.nunique()
+        put("stickiness", dau.sum() / days / active, active)
     share("completion_rate", int((sessions.last_handled.astype(bool)
                                   & ~sessions.last_intent.isin(["unknown", "abandoned"]))
                                  .sum()), ns)
@@ -234,3 +244,77 @@ def test_period_bounds() -> None:
         datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="period must be one of"):
         period_start(t, "fortnight")
+
+
+def _visit(update_id: int, member: int, ts: datetime) -> dict[str, Any]:
+    return {"tenant_id": "t", "bot_id": 1, "update_id": update_id, "event_type": "message",
+            "ts": ts, "chat_id": member, "chat_type": "private", "member_id": member,
+            "language_code": "en", "text": "hi", "command": None, "intent": "greeting",
+            "intent_confidence": 1.0, "sentiment": None, "sentiment_score": None,
+            "handled": True, "error": None, "handler_time_ms": 1.0, "response_text": "hi",
+            "response_time_ms": 2.0, "reply_count": 1, "session_id": None,
+            "escalated": False, "monetization_event": False}
+
+
+def test_cohort_retention_is_stored_on_the_cohort_day_once_known(database_url: str) -> None:
+    """Four members first seen on day D; two come back on D+1, one on D+7, none on D+30.
+    Member 5 was seen before D, so is not in D's cohort."""
+    from bot_analytics.kpis.rollup import compute_period
+
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    d = datetime(2026, 3, 10, tzinfo=UTC)
+    visits = [(m, d + timedelta(hours=m)) for m in (1, 2, 3, 4)]
+    visits += [(5, d - timedelta(days=3)), (5, d + timedelta(hours=9)),
+               (1, d + timedelta(days=1, hours=2)), (2, d + timedelta(days=1, hours=5)),
+               (5, d + timedelta(days=1, hours=6)), (1, d + timedelta(days=7, hours=1))]
+    BatchStore(engine, TIMEOUT).write([_visit(i, m, ts) for i, (m, ts) in enumerate(visits)],
+                                      [], [], [])
+
+    def retention(now: datetime) -> dict[str, float]:
+        return {k.metric: k.value for k in compute_period(engine, "t", 1, "daily", d, now=now)
+                if k.metric.startswith("retention_d")}
+
+    assert retention(d + timedelta(days=1, hours=23)) == {}       # day D+1 not over yet
+    assert retention(d + timedelta(days=2)) == {"retention_d1": 0.5}
+    assert retention(d + timedelta(days=8)) == {"retention_d1": 0.5, "retention_d7": 0.25}
+    assert retention(d + timedelta(days=31)) == {"retention_d1": 0.5, "retention_d7": 0.25,
+                                                 "retention_d30": 0.0}
+    # The scheduled rollup of day D+7 (just ended) fills in D's d7 without touching D's
+    # other rows.
+    rollup_period(engine, "daily", d, now=d + timedelta(days=2))
+    rollup_period(engine, "daily", d + timedelta(days=7), now=d + timedelta(days=8))
+    with engine.connect() as conn:
+        stored = {r.metric_type: (r.metric_value, r.sample_size) for r in conn.execute(
+            sa.text("SELECT metric_type, metric_value, sample_size FROM kpi_metrics "
+                    "WHERE aggregation_period = 'daily' AND metric_type LIKE 'retention_d%' "
+                    "AND period_start = :d"), {"d": d if engine.dialect.name != "sqlite"
+                                               else d.strftime("%Y-%m-%d %H:%M:%S.%f")})}
+        interactions = conn.execute(sa.text(
+            "SELECT count(*) FROM kpi_metrics WHERE metric_type = 'interactions'")).scalar()
+    assert stored == {"retention_d1": (0.5, 4), "retention_d7": (0.25, 4)}
+    assert interactions == 2          # D's own rows are still there, and D+7's
+    engine.dispose()
+
+
+def test_stickiness_is_mean_daily_actives_over_monthly_actives(database_url: str) -> None:
+    from bot_analytics.kpis.rollup import compute_period
+
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    month = datetime(2026, 2, 1, tzinfo=UTC)   # 28 days
+    visits = [(1, month + timedelta(days=day, hours=1)) for day in range(28)]  # every day
+    visits += [(2, month + timedelta(days=3)), (2, month + timedelta(days=3, hours=2)),
+               (3, month + timedelta(days=5))]
+    BatchStore(engine, TIMEOUT).write([_visit(i, m, ts) for i, (m, ts) in enumerate(visits)],
+                                      [], [], [])
+    kpis = {k.metric: k for k in compute_period(engine, "t", 1, "monthly", month,
+                                                now=month + timedelta(days=40))}
+    # Daily actives: 1 on 26 days, 2 on days 3 and 5 (members 2 and 3): 30 over 28 days.
+    assert kpis["stickiness"].value == pytest.approx((26 + 2 * 2) / 28 / 3)
+    assert kpis["stickiness"].sample_size == 3
+    # During the month only the days begun so far count: 11 days, 13 daily actives.
+    partial = {k.metric: k for k in compute_period(engine, "t", 1, "monthly", month,
+                                                   now=month + timedelta(days=10, hours=12))}
+    assert partial["stickiness"].value == pytest.approx(13 / 11 / 3)
+    engine.dispose()

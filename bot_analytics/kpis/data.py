@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..storage.db import raw_rows
+from ..storage.db import day_of, raw_rows
 from ..storage.queries import CONVERSIONS, FEEDBACK, INTERACTIONS
 
 # How far past the period's end one query follows sessions that are still open.
@@ -84,6 +84,63 @@ class PeriodData:
     trigger_outcomes: dict[int, set[str]]  # trigger interaction id -> outcomes
     #: CSAT ratings given in [start, end): how many, their sum, how many were 4 or 5.
     ratings: tuple[int, int, int] = (0, 0, 0)
+    #: Daily periods: N -> (members of the day's cohort active on day D+N, cohort size),
+    #: for the N whose day D+N has ended.
+    retention: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: Monthly periods: (sum of the daily active users over the month's days so far,
+    #: number of those days).
+    daily_active: tuple[int, int] | None = None
+
+
+RETENTION_DAYS = (1, 7, 30)
+
+
+def load_retention(conn: Connection, tenant: str, bot: int, day: datetime, now: datetime,
+                   days: tuple[int, ...] = RETENTION_DAYS) -> dict[int, tuple[int, int]]:
+    """Of the members whose first interaction ever (with this bot) is on ``day``, how
+    many interacted on day + N, for each N whose day has ended by ``now``."""
+    due = [n for n in days if day + timedelta(days=n + 1) <= now]
+    if not due:
+        return {}
+    t = INTERACTIONS.c
+    earlier = INTERACTIONS.alias("earlier")
+    cohort = (sa.select(t.member_id)
+              .where(t.tenant_id == tenant, t.bot_id == bot, t.ts >= day,
+                     t.ts < day + timedelta(days=1),
+                     ~sa.exists().where(earlier.c.tenant_id == tenant,
+                                        earlier.c.bot_id == bot,
+                                        earlier.c.member_id == t.member_id,
+                                        earlier.c.ts < day))
+              .distinct())
+    size = conn.execute(sa.select(sa.func.count()).select_from(cohort.subquery())
+                        ).scalar_one()
+    if not size:
+        return {}
+    out: dict[int, tuple[int, int]] = {}
+    for n in due:
+        lo = day + timedelta(days=n)
+        back = conn.execute(
+            sa.select(sa.func.count(sa.distinct(t.member_id)))
+            .where(t.tenant_id == tenant, t.bot_id == bot, t.ts >= lo,
+                   t.ts < lo + timedelta(days=1), t.member_id.in_(cohort))).scalar_one()
+        out[n] = (int(back), int(size))
+    return out
+
+
+def load_daily_active(conn: Connection, tenant: str, bot: int, start: datetime,
+                      end: datetime, now: datetime) -> tuple[int, int]:
+    """The sum of each day's distinct active members over the days of [start, end) that
+    have begun by ``now``, and the number of those days."""
+    until = min(end, now)
+    days = max(0, math.ceil((until - start).total_seconds() / 86400))
+    t = INTERACTIONS.c
+    day = day_of(conn, t.ts)
+    per_day = (sa.select(sa.func.count(sa.distinct(t.member_id)).label("n"))
+               .where(t.tenant_id == tenant, t.bot_id == bot, t.ts >= start, t.ts < until)
+               .group_by(day).subquery())
+    total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(per_day.c.n), 0))
+                         ).scalar_one()
+    return int(total), days
 
 
 def _in_period(tenant: str, bot: int, start: datetime, end: datetime) -> list[Any]:

@@ -1,5 +1,5 @@
-"""Engagement: interactions, sessions, active and new users, retention, completion,
-bounce, interactions per session."""
+"""Engagement: interactions, sessions, active and new users, retention (and by cohort
+day: d1, d7, d30), stickiness, completion, bounce, interactions per session."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ def compute(d: PeriodData) -> list[Kpi]:
            Kpi(CATEGORY, "active_users", active, active),
            Kpi(CATEGORY, "new_users", d.new_users, d.new_users)]
     out += rate(CATEGORY, "retention_rate", active, d.known_members)
+    for days, (back, cohort) in sorted(d.retention.items()):
+        out += rate(CATEGORY, f"retention_d{days}", back, cohort)
+    if d.daily_active is not None and active:
+        dau_sum, month_days = d.daily_active
+        if month_days:
+            out.append(Kpi(CATEGORY, "stickiness", dau_sum / month_days / active, active))
     completed = sum(1 for s in sessions
                     if s.last_handled and s.last_intent not in NOT_COMPLETED)
     out += rate(CATEGORY, "completion_rate", completed, len(sessions))

@@ -15,7 +15,14 @@ from sqlalchemy.engine import Engine
 from ..storage.models import KpiMetric
 from . import customer_experience, engagement, experiments, monetization, operational
 from .common import Kpi
-from .data import PeriodData, load_period, tenants_and_bots
+from .data import (
+    RETENTION_DAYS,
+    PeriodData,
+    load_daily_active,
+    load_period,
+    load_retention,
+    tenants_and_bots,
+)
 from .periods import normalize, period_end, period_start, periods_between
 
 KPI_METRICS = KpiMetric.__table__  # type: ignore[attr-defined]
@@ -26,15 +33,22 @@ FAMILIES: tuple[Callable[[PeriodData], list[Kpi]], ...] = (
 
 def compute_period(engine: Engine, tenant: str, bot: int, kind: str, start: datetime, *,
                    session_timeout: timedelta = timedelta(minutes=30),
-                   attribution_window: timedelta = timedelta(hours=24)) -> list[Kpi]:
-    """Every KPI of one tenant, bot and period (nothing is written)."""
+                   attribution_window: timedelta = timedelta(hours=24),
+                   now: datetime | None = None) -> list[Kpi]:
+    """Every KPI of one tenant, bot and period (nothing is written). ``now`` decides
+    which cohort retentions (daily) and days of the month (stickiness) are known."""
     kind = normalize(kind)
     if period_start(start, kind) != start:
         raise ValueError(f"{start.isoformat()} is not the start of a {kind} period")
     end = period_end(start, kind)
+    now = now or datetime.now(UTC)
     with engine.connect() as conn:
         data = load_period(conn, tenant, bot, start, end, session_timeout,
                            attribution_window)
+        if kind == "daily":
+            data.retention = load_retention(conn, tenant, bot, start, now)
+        elif kind == "monthly":
+            data.daily_active = load_daily_active(conn, tenant, bot, start, end, now)
         variants = experiments.compute(conn, tenant, bot, start, end)
     return [kpi for family in FAMILIES for kpi in family(data)] + variants
 
@@ -55,7 +69,7 @@ def rollup_period(engine: Engine, kind: str, start: datetime, *,
     for tenant, bot in pairs:
         kpis = compute_period(engine, tenant, bot, kind, start,
                               session_timeout=session_timeout,
-                              attribution_window=attribution_window)
+                              attribution_window=attribution_window, now=computed_at)
         k = KPI_METRICS.c
         with engine.begin() as conn:
             conn.execute(sa.delete(KPI_METRICS).where(
@@ -69,6 +83,34 @@ def rollup_period(engine: Engine, kind: str, start: datetime, *,
                     "dimension": x.dimension, "sample_size": x.sample_size,
                     "computed_at": computed_at} for x in kpis])
         written += len(kpis)
+    if kind == "daily":
+        written += _update_cohorts(engine, start, computed_at)
+    return written
+
+
+def _update_cohorts(engine: Engine, day: datetime, now: datetime) -> int:
+    """Day ``day`` has ended, so the cohorts of ``day - N`` now have their d-N retention:
+    store it on their own days, replacing only that metric."""
+    k = KPI_METRICS.c
+    written = 0
+    for n in RETENTION_DAYS:
+        cohort_day = day - timedelta(days=n)
+        metric = f"retention_d{n}"
+        with engine.begin() as conn:
+            for tenant, bot in tenants_and_bots(conn, cohort_day,
+                                                cohort_day + timedelta(days=1)):
+                known = load_retention(conn, tenant, bot, cohort_day, now, (n,))
+                conn.execute(sa.delete(KPI_METRICS).where(
+                    k.tenant_id == tenant, k.bot_id == bot, k.aggregation_period == "daily",
+                    k.period_start == cohort_day, k.metric_type == metric))
+                if n in known and known[n][1]:
+                    back, size = known[n]
+                    conn.execute(sa.insert(KPI_METRICS).values(
+                        tenant_id=tenant, bot_id=bot, metric_category=engagement.CATEGORY,
+                        metric_type=metric, metric_value=back / size,
+                        aggregation_period="daily", period_start=cohort_day, dimension=None,
+                        sample_size=size, computed_at=now))
+                    written += 1
     return written
 
 
