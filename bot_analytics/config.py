@@ -152,6 +152,26 @@ class FeedbackSettings(_Section):
     check_interval_seconds: float = Field(default=30.0, gt=0)
 
 
+class AdminSettings(_Section):
+    """Commands for the bot's operators, answered by the plugin in the chat."""
+
+    enabled: bool = False
+    #: Telegram user ids allowed to use them.
+    admins: list[int] = Field(default_factory=list)
+    #: Put before every command name (``a_`` gives /a_stats) so that none clashes with
+    #: the bot's own commands.
+    prefix: str = Field(default="", pattern=r"^[a-z0-9_]*$", max_length=16)
+    #: Also answer admins in groups (otherwise only in a private chat with the bot).
+    groups: bool = False
+
+    @model_validator(mode="after")
+    def _someone(self) -> AdminSettings:
+        if self.enabled and not self.admins:
+            raise ValueError("admin commands are enabled but admins lists nobody: add "
+                             "the Telegram user ids of the bot's operators")
+        return self
+
+
 PeriodKind = Literal["hourly", "daily", "weekly", "monthly"]
 
 
@@ -278,6 +298,7 @@ class Settings(_Section):
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     metrics: MetricSettings = Field(default_factory=MetricSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
     rollup: RollupSettings = Field(default_factory=RollupSettings)
     #: A/B experiments by name (docs/experiments.md).
     experiments: dict[str, ExperimentSettings] = Field(default_factory=dict)

@@ -287,11 +287,17 @@ class TelegramEmulator:
                     if isinstance(value, str):
                         params[key] = value
                     elif isinstance(value, bytes | bytearray):
-                        params[key] = {"file_name": None, "size": len(value)}
-                    else:  # an uploaded file
-                        params[key] = {"file_name": value.filename,
-                                       "size": len(value.file.read())}
+                        params[key] = {"file_name": None, "size": len(value),
+                                       "content": bytes(value)}
+                    else:  # an uploaded file: kept, so tests can look at it
+                        data = value.file.read()
+                        params[key] = {"file_name": value.filename, "size": len(data),
+                                       "content": data}
         for key, value in list(params.items()):
+            if isinstance(value, str) and value.startswith("attach://") \
+                    and isinstance(params.get(value[9:]), dict):
+                params[key] = params.pop(value[9:])  # a file sent beside its field
+                continue
             if isinstance(value, str):
                 if key in _JSON_PARAMS:
                     try:

@@ -101,6 +101,12 @@ class Analytics:
         self._refresh_task: asyncio.Future[Any] | None = None
         #: The CSAT survey (``feedback`` in config.yaml).
         self.surveys = Surveys(self)
+        #: Admin commands (``admin`` in config.yaml), asked before the bot's handlers.
+        self.admin_router: Any = None
+        if s.admin.enabled:
+            from .admin import build_router
+
+            self.admin_router = build_router(self)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any
@@ -297,6 +303,26 @@ class Analytics:
         self._bots[bot] = ident
         self.instrument(bot)
         return ident
+
+    async def _admin_command(self, message: Any, data: dict[str, Any]) -> bool:
+        """Offer a message to the admin commands; True when one of them took it."""
+        from aiogram.dispatcher.event.bases import UNHANDLED
+
+        try:
+            result = await self.admin_router.propagate_event("message", message, **data)
+        except ValueError as error:  # a wrong argument: tell the admin what and why
+            from .admin.text import esc
+
+            await message.answer(esc(str(error)), parse_mode="HTML")
+            return True
+        except Exception as error:
+            self._capture_failed("admin command %r: %s", message.text, error)
+            try:
+                await message.answer("That command failed; the bot's log has the details.")
+            except Exception:
+                pass
+            return True
+        return result is not UNHANDLED
 
     async def _answer_survey(self, ctx: UpdateContext) -> None:
         try:

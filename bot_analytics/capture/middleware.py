@@ -39,6 +39,12 @@ class CaptureMiddleware(BaseMiddleware):
         except Exception as error:
             ctx = plugin._failed_context(event, data.get("bot"), t0, error)
         data["analytics"] = ctx
+        if plugin.admin_router is not None:
+            message = event.message
+            if message is not None and message.text and message.text.startswith("/") \
+                    and await plugin._admin_command(message, data):
+                plugin.writer.counters.updates += 1
+                return None  # an admin command: answered, not part of the conversation
         if Surveys.is_answer(event):
             # A rating for the plugin's own survey: stored in `feedback`, not an
             # interaction of the bot's conversation, and not for the bot's handlers.
