@@ -132,3 +132,19 @@ def test_schema_doc_covers_every_table_and_column() -> None:
         for column in table.columns:
             assert f"`{column.name}`" in sections[table.name], \
                 f"docs/schema.md: {table.name}.{column.name} is not documented"
+
+
+def test_every_package_is_installed() -> None:
+    """A regular (not editable) install ships only the packages pyproject.toml lists."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    mapped = {name: Path(path) for name, path in config.get("package-dir", {}).items()}
+    for top in ("bot_analytics", "optimizer", "integrations"):
+        for init in (root / top).rglob("__init__.py"):
+            name = ".".join(init.parent.relative_to(root).parts)
+            assert name in listed, f"pyproject.toml: package {name} is not listed"
+    for name, path in mapped.items():
+        assert (root / path / "__init__.py").exists(), f"{name} -> {path}: no package there"
