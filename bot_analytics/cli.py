@@ -336,6 +336,46 @@ def _cmd_ab_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    import time
+
+    from .optimize import format_report, optimize
+    from .storage import db
+
+    settings = load_config(args.config)
+    engine = db.create_db_engine(settings.database.url)
+    current, head = db.current_revision(engine), db.head_revision()
+    if current != head:
+        engine.dispose()
+        raise ValueError(f"the database schema is at revision {current or '(none)'}, the "
+                         f"optimizer needs {head}: run `bot-analytics db upgrade`")
+    now = datetime.now(UTC)
+    end = args.to or now
+    start = args.from_ or end - timedelta(days=args.days or settings.optimizer.days)
+    if end <= start:
+        raise ValueError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+    tenant = args.tenant or settings.tenants.default
+    t0 = time.perf_counter()
+
+    def progress(step: str) -> None:
+        print(f"[{time.perf_counter() - t0:5.1f} s] {step}...", file=sys.stderr, flush=True)
+
+    try:
+        report, run_id = optimize(engine, settings, tenant, start=start, end=end,
+                                  bot_id=args.bot, source="cli", store=not args.no_store,
+                                  now=now, progress=None if args.quiet else progress)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(report.to_json(indent=2))
+    else:
+        print(format_report(report))
+        if run_id is not None:
+            print(f"\nstored as optimization run {run_id}; the members' segments are "
+                  "updated")
+    return 0 if report.error is None else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo, summarize
 
@@ -374,6 +414,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               "premium_pitch` prints the same; the simulation made save20 sell "
               "more):")
         print(format_report(analyze(engine, "premium_pitch", now=result.last)))
+        from .optimize import format_report as format_findings
+        from .optimize import optimize
+
+        print()
+        print("The optimizer over the simulated month (`bot-analytics optimize` prints the "
+              "same; the simulation planted pricing, spring_promo and 'late'):")
+        report, _ = optimize(engine, result.analytics.settings, "default",
+                             start=result.first, end=result.last, source="demo",
+                             now=result.last)
+        print(format_findings(report))
         engine.dispose()
         return 0
 
@@ -477,6 +527,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--winner", default=None, help="variant to serve (default: the control)")
     q.add_argument("--tenant", default=None)
     q.set_defaults(func=_cmd_ab_stop)
+
+    p = sub.add_parser("optimize", help="what sells, segments, de-escalation, advice")
+    p.add_argument("--tenant", default=None, help="default: tenants.default")
+    p.add_argument("--bot", type=int, default=None, help="only this bot (default: all)")
+    p.add_argument("--days", type=float, default=None,
+                   help="analyse the last N days (default optimizer.days, 30)")
+    p.add_argument("--from", dest="from_", type=_parse_day, default=None,
+                   help="first day (YYYY-MM-DD, UTC) instead of --days")
+    p.add_argument("--to", type=_parse_day, default=None, help="end, exclusive (default: now)")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument("--no-store", action="store_true",
+                   help="do not store the run nor update the members' segments")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_optimize)
 
     p = sub.add_parser("demo", help="run the example bot against the offline Telegram")
     p.add_argument("--users", type=int, default=600)

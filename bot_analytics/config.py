@@ -194,15 +194,50 @@ class RollupSettings(_Section):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: dict[PeriodKind, str]) -> dict[PeriodKind, str]:
-        from apscheduler.triggers.cron import CronTrigger
-
         for kind, cron in value.items():
-            try:
-                CronTrigger.from_crontab(cron, timezone="UTC")
-            except ValueError as exc:
-                raise ValueError(f"{kind}: {cron!r} is not a cron expression "
-                                 f"(minute hour day month weekday): {exc}") from None
+            check_cron(cron, kind)
         return value
+
+
+def check_cron(cron: str, where: str = "") -> str:
+    """``cron`` if APScheduler reads it as a crontab line, else a ValueError (naming
+    ``where`` when given)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(cron, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{where + ': ' if where else ''}{cron!r} is not a cron expression "
+                         f"(minute hour day month weekday): {exc}") from None
+    return cron
+
+
+class OptimizerSettings(_Section):
+    """The optimizer (docs/optimizer.md): what sells, segments, de-escalation, advice."""
+
+    #: Run it on a schedule inside the bot process (``schedule``, UTC).
+    enabled: bool = True
+    schedule: str = "0 1 * * mon"
+    #: Each run analyses this many days up to its start.
+    days: float = Field(default=30.0, gt=0, le=366)
+    #: False discovery rate across the candidates of one analysis (Benjamini-Hochberg).
+    fdr: float = Field(default=0.05, gt=0, lt=0.5)
+    #: Fewest sessions with (and without) a candidate for it to be tested.
+    min_support: int = Field(default=30, ge=1)
+    #: Intents that are the purchase itself (button, checkout, payment), never a cause.
+    funnel_intents: list[str] = Field(
+        default_factory=lambda: ["purchase", "checkout", "payment"])
+    #: Containment rate under which a recommendation is made.
+    containment_target: float = Field(default=0.8, gt=0, le=1)
+    #: Seed of every random choice (k-means, cross-validation folds).
+    seed: int = 7
+    #: How often a running bot reloads the members' segments for ``segment()``.
+    segment_refresh_minutes: float = Field(default=60.0, gt=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -300,6 +335,7 @@ class Settings(_Section):
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rollup: RollupSettings = Field(default_factory=RollupSettings)
+    optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
     #: A/B experiments by name (docs/experiments.md).
     experiments: dict[str, ExperimentSettings] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -76,13 +76,53 @@ async def run_rollup(instance: str, kind: str) -> None:
         log.exception("bot-analytics: the %s rollup failed; it runs again next time", kind)
 
 
+def optimize_now(analytics: Analytics, now: datetime | None = None) -> int:
+    """Run the optimizer for every tenant with interactions in its period (in a worker
+    thread); returns the number of runs stored."""
+    from .optimize import optimize, tenants_with_data
+
+    now = now or datetime.now(UTC)
+    start = now - timedelta(days=analytics.settings.optimizer.days)
+    stored = 0
+    with RunLock(analytics.engine, "bot-analytics optimize") as got:
+        if not got:
+            log.info("another process is running the optimizer; skipped")
+            return 0
+        for tenant in tenants_with_data(analytics.engine, start, now):
+            optimize(analytics.engine, analytics.settings, tenant, start=start, end=now,
+                     source="job", now=now)
+            stored += 1
+    analytics._next_segment_refresh = 0.0  # serve the new segments from now on
+    return stored
+
+
+async def run_optimize(instance: str) -> None:
+    """The scheduled optimizer run. Failures are logged and counted, never raised."""
+    analytics = _instances.get(instance)
+    if analytics is None:
+        log.warning("optimizer job for %r: no such analytics instance in this process",
+                    instance)
+        return
+    counters = analytics.job_counters
+    try:
+        runs = await asyncio.get_running_loop().run_in_executor(None, optimize_now, analytics)
+        counters["runs"] += 1
+        counters["last_run_at"] = datetime.now(UTC)
+        log.info("the optimizer stored %d runs", runs)
+    except Exception as error:
+        counters["failures"] += 1
+        counters["last_error"] = f"optimizer: {type(error).__name__}: {error}"[:500]
+        log.exception("bot-analytics: the optimizer run failed; it runs again next time")
+
+
 def start_scheduler(analytics: Analytics) -> Any:
     """Create and start the scheduler on the running loop; returns it."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.triggers.cron import CronTrigger
 
-    s = analytics.settings.rollup
+    settings = analytics.settings
+    s = settings.rollup
     _instances[analytics.name] = analytics
     scheduler = AsyncIOScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=analytics.engine,
@@ -90,11 +130,17 @@ def start_scheduler(analytics: Analytics) -> Any:
         job_defaults={"coalesce": True, "max_instances": 1,
                       "misfire_grace_time": s.misfire_grace_seconds},
         timezone=UTC)
-    for kind, cron in s.schedule.items():
-        scheduler.add_job("bot_analytics.jobs:run_rollup",
-                          CronTrigger.from_crontab(cron, timezone=UTC),
-                          args=[analytics.name, kind],
-                          id=f"{analytics.name}:rollup:{kind}", replace_existing=True,
-                          name=f"{kind} KPI rollup")
+    if s.enabled:
+        for kind, cron in s.schedule.items():
+            scheduler.add_job("bot_analytics.jobs:run_rollup",
+                              CronTrigger.from_crontab(cron, timezone=UTC),
+                              args=[analytics.name, kind],
+                              id=f"{analytics.name}:rollup:{kind}", replace_existing=True,
+                              name=f"{kind} KPI rollup")
+    if settings.optimizer.enabled:
+        scheduler.add_job("bot_analytics.jobs:run_optimize",
+                          CronTrigger.from_crontab(settings.optimizer.schedule, timezone=UTC),
+                          args=[analytics.name], id=f"{analytics.name}:optimize",
+                          replace_existing=True, name="optimizer")
     scheduler.start()
     return scheduler

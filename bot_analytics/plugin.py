@@ -99,6 +99,10 @@ class Analytics:
         self.experiments = dict(self._configured)
         self._next_experiment_refresh = 0.0
         self._refresh_task: asyncio.Future[Any] | None = None
+        #: Members' segments from the latest optimizer run, for ``segment()``.
+        self._segments: dict[tuple[str, int], str] = {}
+        self._next_segment_refresh = 0.0
+        self._segment_task: asyncio.Future[Any] | None = None
         #: The CSAT survey (``feedback`` in config.yaml).
         self.surveys = Surveys(self)
         #: Admin commands (``admin`` in config.yaml), asked before the bot's handlers.
@@ -260,7 +264,8 @@ class Analytics:
         await self.writer.start()
         self.surveys.start()
         r = self.settings.rollup
-        if r.enabled and r.schedule and self.scheduler is None:
+        scheduled = (r.enabled and r.schedule) or self.settings.optimizer.enabled
+        if scheduled and self.scheduler is None:
             try:
                 await self.writer.run_in_worker(self.writer._ensure_store)
                 from .jobs import start_scheduler
@@ -270,7 +275,7 @@ class Analytics:
                 self.job_counters["failures"] += 1
                 self.job_counters["last_error"] = f"starting the scheduler: {error}"[:500]
                 log.exception("bot-analytics: the scheduler did not start; KPI rollups "
-                              "will not run until the plugin restarts")
+                              "and optimizer runs will not happen until the plugin restarts")
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is written (or spooled)."""
@@ -476,6 +481,50 @@ class Analytics:
         from .experiments.analysis import analyze
 
         return analyze(self.engine, test_id=test_id, now=self.clock())
+
+    # -- optimizer ----------------------------------------------------------------------------
+    async def segment(self, member_id: int, *, tenant_id: str | None = None) -> str | None:
+        """The member's (Telegram user id) segment from the latest optimizer run, such as
+        ``"high-value buyers"`` or ``"at risk"``; None when the member was not segmented
+        (new since the run, or no run yet). Read from a cache the bot refreshes every
+        ``optimizer.segment_refresh_minutes`` and after each scheduled run."""
+        tenant = tenant_id or self.settings.tenants.default
+        key = (tenant, self.stored_member_id(member_id))
+        if time.monotonic() >= self._next_segment_refresh:
+            self._next_segment_refresh = time.monotonic() + 60 * \
+                self.settings.optimizer.segment_refresh_minutes
+            first = not self._segments and self._segment_task is None
+            self._segment_task = asyncio.ensure_future(self._refresh_segments())
+            if first:  # the first call waits, so a new bot answers right away
+                await asyncio.shield(self._segment_task)
+        return self._segments.get(key)
+
+    async def _refresh_segments(self) -> None:
+        from .optimize import load_segments
+
+        def work() -> dict[tuple[str, int], str]:
+            self.writer._ensure_store()
+            return load_segments(self.engine)
+
+        try:
+            self._segments = await self.writer.run_in_worker(work)
+        except Exception as error:
+            self._capture_failed("reading member segments: %s", error)
+
+    def optimize(self, tenant_id: str | None = None, *, days: float | None = None,
+                 store: bool = True) -> Any:
+        """Run the optimizer now for a tenant over the last ``days`` (default
+        ``optimizer.days``) and store it; returns the ``OptimizationReport``. Blocking:
+        call it from set-up code or an executor, not from a busy handler."""
+        from .optimize import optimize
+
+        now = self.clock()
+        start = now - timedelta(days=days or self.settings.optimizer.days)
+        report, _ = optimize(self.engine, self.settings,
+                             tenant_id or self.settings.tenants.default, start=start, end=now,
+                             source="api", store=store, now=now)
+        self._next_segment_refresh = 0.0
+        return report
 
     # -- feedback ---------------------------------------------------------------------------
     async def request_feedback(self, bot: Any, chat_id: int, *, member_id: int | None = None,

@@ -124,15 +124,26 @@ class BotOptimizer:
         return list(self.run(tenant_id, start, end, experiments=experiments).recommendations)
 
     def run(self, tenant_id: str, start: datetime | None = None, end: datetime | None = None,
-            *, experiments: Sequence[ExperimentFinding] = ()) -> OptimizationReport:
-        """All four analyses at once (the data are read once)."""
+            *, experiments: Sequence[ExperimentFinding] = (),
+            progress: Callable[[str], None] | None = None) -> OptimizationReport:
+        """All four analyses at once (the data are read once). ``progress`` is called
+        with the name of each step as it begins."""
         import time
 
+        def step(name: str) -> None:
+            if progress is not None:
+                progress(name)
+
         t0 = time.perf_counter()
+        step("reading the data")
         data = self.data(tenant_id, start, end)
+        step("monetization triggers")
         monetization = self.analyze_monetization_triggers(tenant_id, start, end)
+        step("segments and rules")
         personalization = self.generate_personalization_rules(tenant_id, start, end)
+        step("sentiment and escalations")
         sentiment = self.optimize_sentiment_engagement(tenant_id, start, end)
+        step("recommendations")
         recommendations = generate_optimization_recommendations(
             data, monetization, personalization, sentiment, experiments,
             containment_target=self.containment_target)

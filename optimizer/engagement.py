@@ -36,7 +36,8 @@ from .data import OptimizerData
 from .results import Serializable
 from .stats import adjust_p_values
 
-TOKEN_PATTERN = r"(?u)\b[^\W\d_][\w']*\b"
+#: Words of two letters or more (contractions split: "i'm" gives nothing, "isn't" "isn").
+TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,21 @@ def de_escalation_triggers(data: OptimizerData, *, prior_scale: float = 500.0,
     z = delta / np.sqrt(1.0 / (ya + alpha) + 1.0 / (yb + alpha))
     terms = vectorizer.get_feature_names_out()
     keep = np.flatnonzero((z > z_threshold) & (ya >= min_count))
-    keep = keep[np.argsort(-z[keep], kind="stable")][:top]
-    out = [PhraseStat(str(terms[j]), float(z[j]), float(delta[j]), int(ya[j]), int(yb[j]),
-                      int(docs_a[j] + docs_b[j]),
-                      float(docs_a[j] / (docs_a[j] + docs_b[j]))) for j in keep]
+    keep = keep[np.argsort(-z[keep], kind="stable")]
+    # A phrase seen exactly where one of its words is seen says nothing more: keep the word.
+    seen: dict[tuple[float, float], list[set[str]]] = {}
+    for j in keep:
+        seen.setdefault((ya[j], yb[j]), []).append(set(str(terms[j]).split()))
+    out: list[PhraseStat] = []
+    for j in keep:
+        words = set(str(terms[j]).split())
+        if any(other < words for other in seen[(ya[j], yb[j])]):
+            continue
+        docs = docs_a[j] + docs_b[j]
+        out.append(PhraseStat(str(terms[j]), float(z[j]), float(delta[j]), int(ya[j]),
+                              int(yb[j]), int(docs), float(docs_a[j] / docs) if docs else 0.0))
+        if len(out) == top:
+            break
     return out, len(negative), len(a_docs), escalated, blocked
 
 

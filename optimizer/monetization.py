@@ -2,7 +2,8 @@
 
 The unit is the session (KPIS.md); a session converts when it contains the trigger of a
 purchase. Each candidate (an intent, an intent with a sentiment label, the hour of day or
-the weekday the session starts) splits the sessions in two: those with it and the rest.
+the weekday the session starts, the campaign the member came from) splits the sessions
+in two: those with it and the rest.
 For each candidate the analysis reports both conversion rates, the lift, a Wilson 95%
 interval, a two-sided p-value (Fisher's exact test where an expected count is under 5,
 the pooled z-test otherwise), revenue per session, and the expected incremental revenue
@@ -44,8 +45,8 @@ DEFAULT_FUNNEL_INTENTS = ("purchase", "checkout", "payment")
 class TriggerStat:
     """One candidate against the rest of the sessions."""
 
-    kind: str                  #: intent, intent_sentiment, hour or weekday
-    key: str                   #: "pricing", "complaint|negative", "14", "Friday"
+    kind: str                  #: intent, intent_sentiment, hour, weekday or campaign
+    key: str                   #: "pricing", "complaint|negative", "14", "Friday", "promo"
     sessions: int              #: sessions with it
     conversions: int
     rate: float
@@ -74,6 +75,8 @@ class TriggerStat:
             return f"{intent} ({label})"
         if self.kind == "hour":
             return f"{int(self.key):02d}:00-{int(self.key):02d}:59 UTC"
+        if self.kind == "campaign":
+            return f"campaign {self.key}"
         return self.key
 
 
@@ -125,8 +128,14 @@ def session_features(data: OptimizerData, funnel_intents: Sequence[str] = DEFAUL
         ("intent_sentiment", labelled["session"].to_numpy(),
          (labelled["intent"].astype(str) + "|" + labelled["sentiment"].astype(str)).to_numpy()),
         ("hour", table.index.to_numpy(), starts.dt.hour.to_numpy()),
-        ("weekday", table.index.to_numpy(), starts.dt.weekday.to_numpy()),
+        ("weekday", table.index.to_numpy(), starts.dt.day_of_week.to_numpy()),
     ]
+    members = data.members.drop_duplicates("member_id").set_index("member_id")["campaign"]
+    campaign = table["member_id"].map(members)
+    came = campaign.notna().to_numpy()
+    if came.any():
+        parts.append(("campaign", table.index.to_numpy()[came],
+                      campaign[came].astype(str).to_numpy()))
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     keys: list[tuple[str, str]] = []

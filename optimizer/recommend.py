@@ -103,7 +103,8 @@ def generate_optimization_recommendations(
         personalization: PersonalizationResult | None,
         engagement: SentimentEngagementResult | None,
         experiments: Sequence[ExperimentFinding] = (), *, containment_target: float = 0.8,
-        heavy_traffic_share: float = 0.10, limit: int = 12) -> list[Recommendation]:
+        heavy_traffic_share: float = 0.10, limit: int = 12, per_kind_limit: int = 2
+        ) -> list[Recommendation]:
     """The ranked list (see the module's description)."""
     from scipy.stats import chi2, norm
 
@@ -242,4 +243,10 @@ def generate_optimization_recommendations(
                             purchases_week, 1 - u.q_value))
 
     out.sort(key=lambda r: (-r.score, r.title))
-    return out[:limit]
+    kept: list[Recommendation] = []
+    per_kind: dict[str, int] = {}
+    for rec in out:  # at most two of a kind, so one finding does not fill the list
+        per_kind[rec.kind] = per_kind.get(rec.kind, 0) + 1
+        if per_kind[rec.kind] <= per_kind_limit:
+            kept.append(rec)
+    return kept[:limit]

@@ -125,13 +125,14 @@ def synthetic_data(members: int = 2000, days: int = 28, seed: int = 0, *,
     frame = pd.DataFrame.from_records(rows, columns=[
         "id", "bot_id", "ts", "member_id", "chat_id", "intent", "sentiment",
         "sentiment_score", "handled", "escalated", "text", "response_text"])
-    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True).dt.floor("us")
     conv = pd.DataFrame.from_records(purchases, columns=[
         "bot_id", "ts", "member_id", "interaction_id", "outcome", "value", "currency"])
-    conv["ts"] = pd.to_datetime(conv["ts"], unit="s", utc=True)
+    conv["ts"] = pd.to_datetime(conv["ts"], unit="s", utc=True).dt.floor("us")
     mem = pd.DataFrame({"bot_id": 1, "member_id": 1000 + np.arange(members),
-                        "first_seen": pd.to_datetime(base_ts + first, unit="s", utc=True),
+                        "first_seen": pd.to_datetime(base_ts + first, unit="s", utc=True
+                                                     ).floor("us"),
                         "campaign": [c or None for c in campaigns]})
     blk = pd.DataFrame.from_records(blocks, columns=["bot_id", "member_id", "ts"])
-    blk["ts"] = pd.to_datetime(blk["ts"], unit="s", utc=True)
+    blk["ts"] = pd.to_datetime(blk["ts"], unit="s", utc=True).dt.floor("us")
     return OptimizerData.from_rows(begin, begin + timedelta(days=days), frame, conv, mem, blk)

@@ -26,9 +26,9 @@ def test_db_upgrade_and_current(database_url: str, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path, database_url)
     assert main(["-c", str(cfg), "db", "current"]) == 0
-    assert "revision (none), behind: head is 0006" in capsys.readouterr().out
+    assert "revision (none), behind: head is 0007" in capsys.readouterr().out
     assert main(["-c", str(cfg), "db", "upgrade"]) == 0
-    assert "database at revision 0006" in capsys.readouterr().out
+    assert "database at revision 0007" in capsys.readouterr().out
     assert main(["-c", str(cfg), "db", "current"]) == 0
     assert "up to date" in capsys.readouterr().out
 
@@ -106,6 +106,29 @@ async def test_demo_experiment_names_the_planted_winner(tmp_path: Path) -> None:
     buyers = rows(result.database_url, "SELECT count(DISTINCT member_id) AS n "
                                        "FROM conversions WHERE outcome = 'purchased'")[0].n
     assert sum(v.conversions for v in report.primary.variants) == buyers
+
+    # The optimizer names what the simulation planted.
+    from bot_analytics.optimize import optimize
+
+    engine = db.create_db_engine(result.database_url)
+    found, _ = optimize(engine, result.analytics.settings, "default", start=result.first,
+                        end=result.last, now=result.last)
+    engine.dispose()
+    money = found.monetization
+    assert money.profitable_intents[0].key == "pricing"
+    assert ("campaign", "spring_promo") in {(t.kind, t.key) for t in money.significant
+                                            if t.difference > 0}
+    assert found.sentiment.de_escalation_triggers[0].phrase == "late"
+    segments = found.personalization
+    best = max(segments.segments, key=lambda s: s.conversion_rate)
+    assert best.name.startswith("high-value buyers")
+    persona_of = {result.telegram_ids[i]: p for i, p in result.personas.items()}
+    members = [m for m, s in segments.assignments.items() if s == best.name]
+    shoppers = sum(persona_of[m] == "shopper" for m in members)
+    assert shoppers / len(members) >= 0.6, (shoppers, len(members))
+    titles = [r.title for r in found.recommendations]
+    assert "Ship save20 from experiment premium_pitch" in titles
+    assert titles[0] == "pricing sells: lead more people to it"
 
 
 async def test_rollup_and_kpi_commands(database_url: str, tmp_path: Path,

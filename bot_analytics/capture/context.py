@@ -154,6 +154,18 @@ class UpdateContext:
         return await self._plugin.variant(experiment, member_id=member,
                                           tenant_id=self.tenant_id, bot_id=self.bot_id)
 
+    async def segment(self) -> str | None:
+        """The segment of the person behind this update from the latest optimizer run
+        (``"high-value buyers"``, ``"at risk"``, ...), or None::
+
+            if await analytics.segment() == "high-value buyers":
+                await message.answer("As one of our best customers: Premium is 20% off.")
+        """
+        member = self.member_id
+        if member is None:
+            return None
+        return await self._plugin.segment(member, tenant_id=self.tenant_id)
+
     def request_feedback(self) -> bool:
         """Ask the person behind this update for a CSAT rating (sampling and cooldown do
         not apply). The survey is sent from a task of its own, so it is not counted as

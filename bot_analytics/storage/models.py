@@ -263,6 +263,41 @@ class ExperimentAssignment(SQLModel, table=True):
     exposures: int = Field(sa_type=sa.BigInteger)
 
 
+class OptimizationRun(SQLModel, table=True):
+    """One optimizer run over a tenant's period: every finding as JSON (docs/optimizer.md)."""
+
+    __tablename__ = "optimization_runs"
+    __table_args__ = (
+        sa.Index("ix_optimization_runs_tenant", "tenant_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    bot_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    period_start: datetime = _ts()
+    period_end: datetime = _ts()
+    created_at: datetime = _ts()
+    source: str = Field(sa_type=sa.String(16))
+    seconds: float = Field(sa_type=sa.Float)
+    interactions: int = Field(sa_type=sa.BigInteger)
+    members: int = Field(sa_type=sa.BigInteger)
+    recommendations: int = Field(sa_type=sa.Integer)
+    result: str = Field(sa_type=sa.Text)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class MemberSegment(SQLModel, table=True):
+    """Each member's segment from the latest optimizer run (``analytics.segment()``)."""
+
+    __tablename__ = "member_segments"
+
+    tenant_id: str = Field(sa_type=sa.String(64), primary_key=True)
+    member_id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    segment: str = Field(sa_type=sa.String(128))
+    run_id: int = Field(sa_type=sa.BigInteger)
+    assigned_at: datetime = _ts()
+
+
 # The scheduler's job store: APScheduler's table layout, created by our migrations so
 # that every table comes from Alembic. APScheduler reads and writes it.
 scheduler_jobs = sa.Table(
