@@ -204,6 +204,37 @@ def _tables() -> dict[str, Any]:
     }
 
 
+#: Rows read from the database at a time.
+CHUNK = 100_000
+
+
+def _read_interactions(conn: Any, stmt: Any) -> pd.DataFrame:
+    """Interactions in chunks: each chunk's repeated strings (intents, labels, replies,
+    the commonest texts) become one shared object each, so a million rows cost tens of
+    megabytes, not the driver's gigabyte of tuples."""
+    # Straight from the driver's cursor: SQLAlchemy's per-row result handling cost more
+    # than the query.
+    compiled = stmt.compile(dialect=conn.dialect)
+    params = compiled.params
+    args: Any = ([params[k] for k in compiled.positiontup] if compiled.positiontup
+                 else params)
+    cursor = conn.connection.cursor()
+    frames: list[pd.DataFrame] = []
+    try:
+        cursor.execute(str(compiled), args)
+        while part := cursor.fetchmany(CHUNK):
+            frame = pd.DataFrame.from_records(part, columns=list(INTERACTION_COLUMNS))
+            frame["ts"] = _utc(frame["ts"])
+            for column in ("intent", "sentiment", "text", "response_text"):
+                frame[column] = frame[column].astype("category").astype(object)
+            frames.append(frame)
+    finally:
+        cursor.close()
+    if not frames:
+        return _frame(None, INTERACTION_COLUMNS)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
 def _time_param(dialect: str, value: datetime) -> Any:
     # SQLite keeps UTC wall time as text in SQLAlchemy's format, so text order is time order.
     if dialect == "sqlite":
@@ -253,7 +284,7 @@ def load_data(source: Any, tenant_id: str, start: datetime, end: datetime, *,
     where = [i.tenant_id == tenant_id, i.ts >= lo, i.ts < hi]
     if bot_id is not None:
         where.append(i.bot_id == bot_id)
-    inter = rows(sa.select(*cols).where(*where))
+    inter = _read_interactions(conn, sa.select(*cols).where(*where))
     c = T["conversions"].c
     cwhere = [c.tenant_id == tenant_id, c.outcome == "purchased", c.ts >= lo,
               c.ts < _time_param(dialect, end + attribution_window)]
