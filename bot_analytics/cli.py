@@ -376,6 +376,39 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return 0 if report.error is None else 1
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .reports.assemble import build_report
+    from .reports.render import to_markdown, write
+    from .storage import db
+
+    settings = load_config(args.config)
+    engine = db.create_db_engine(settings.database.url)
+    current, head = db.current_revision(engine), db.head_revision()
+    if current != head:
+        engine.dispose()
+        raise ValueError(f"the database schema is at revision {current or '(none)'}, "
+                         f"reports need {head}: run `bot-analytics db upgrade`")
+    sections = [x.strip() for x in args.sections.split(",")] if args.sections else None
+    known = {"summary", "anomalies", "experiments", "recommendations", "unknown"}
+    if sections and set(sections) - known:
+        raise ValueError(f"--sections: unknown {', '.join(sorted(set(sections) - known))}; "
+                         f"use {', '.join(sorted(known))}")
+    try:
+        report = build_report(engine, settings, args.tenant or settings.tenants.default,
+                              args.period, bot_id=args.bot, start=args.start,
+                              sections=sections, charts=args.out is not None)
+    finally:
+        engine.dispose()
+    if args.out is None:
+        print(to_markdown(report), end="")
+        return 0
+    files = write(report, Path(args.out), args.format)
+    print(f"wrote {report.title} to {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo, summarize
 
@@ -541,6 +574,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not store the run nor update the members' segments")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_optimize)
+
+    p = sub.add_parser("report", help="the report of a whole period, as a file")
+    p.add_argument("--period", default="week", choices=["day", "week", "month"])
+    p.add_argument("--start", type=_parse_day, default=None,
+                   help="a day in the period (default: the last whole period)")
+    p.add_argument("--tenant", default=None)
+    p.add_argument("--bot", type=int, default=None,
+                   help="default: the tenant's busiest bot in the period")
+    p.add_argument("--sections", default=None,
+                   help="comma-separated: summary, anomalies, experiments, recommendations, "
+                        "unknown (default: all)")
+    p.add_argument("--out", default=None,
+                   help="file to write: .html (charts inside), .md (charts beside), .json; "
+                        "default: Markdown without charts on standard output")
+    p.add_argument("--format", choices=["html", "md", "json"], default=None,
+                   help="instead of the file's extension")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="run the example bot against the offline Telegram")
     p.add_argument("--users", type=int, default=600)

@@ -240,6 +240,87 @@ class OptimizerSettings(_Section):
         return check_cron(value)
 
 
+#: Every KPI of the metric contract (KPIS.md), by the name it has in kpi_metrics.
+KPI_NAMES = (
+    "csat_avg", "csat_score", "sentiment_avg", "sentiment_positive_rate",
+    "sentiment_neutral_rate", "sentiment_negative_rate", "containment_rate",
+    "resolution_rate", "fallback_rate", "error_rate", "avg_handling_time_ms",
+    "response_time_p50_ms", "response_time_p95_ms", "interactions", "sessions",
+    "active_users", "new_users", "retention_rate", "retention_d1", "retention_d7",
+    "retention_d30", "stickiness", "completion_rate", "bounce_rate",
+    "interactions_per_session", "conversions", "revenue", "conversion_rate", "arpu")
+
+
+class AlertSettings(_Section):
+    """Anomalies in the daily KPIs and threshold rules, sent to the admins' chats."""
+
+    #: Check every day after the daily rollup (``schedule``, UTC).
+    enabled: bool = True
+    schedule: str = "30 0 * * *"
+    #: Chats to alert (user, group or channel ids); default: the admins of ``admin``.
+    chats: list[int] = Field(default_factory=list)
+    #: Daily series checked for anomalies that respect the weekly rhythm.
+    metrics: list[str] = Field(default_factory=lambda: [
+        "interactions", "conversion_rate", "revenue", "sentiment_negative_rate",
+        "error_rate", "response_time_p95_ms"])
+    #: Robust z-score of the residual from which a day is an anomaly.
+    anomaly_threshold: float = Field(default=3.5, gt=0)
+    #: Days of history the weekly rhythm is learnt from (two weeks at least).
+    history_days: int = Field(default=56, ge=14, le=730)
+    #: Threshold rules: ``error_rate > 0.05``, ``revenue week-over-week < -10%``.
+    rules: list[str] = Field(default_factory=list)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in KPI_NAMES]
+        if unknown:
+            raise ValueError(f"unknown KPI {unknown[0]!r}; KPIs are {', '.join(KPI_NAMES)}")
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        from optimizer.anomaly import parse_rule
+
+        for rule in value:
+            parse_rule(rule, KPI_NAMES)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+
+ReportSection = Literal["summary", "anomalies", "experiments", "recommendations", "unknown"]
+
+
+def _all_sections() -> list[ReportSection]:
+    return ["summary", "anomalies", "experiments", "recommendations", "unknown"]
+
+
+class ReportSettings(_Section):
+    """A report posted to Telegram chats (channels, groups) on a schedule."""
+
+    #: Channel, group or user ids the bot posts to (it must be allowed to post there).
+    chats: list[int] = Field(min_length=1)
+    #: Cron, UTC (default: Mondays at 09:00).
+    schedule: str = "0 9 * * mon"
+    #: The period reported: the last whole day, week or month before the run.
+    period: Literal["day", "week", "month"] = "week"
+    sections: list[ReportSection] = Field(default_factory=_all_sections, min_length=1)
+    #: Tenant reported on (default: tenants.default).
+    tenant: str | None = None
+    #: Bot reported on and posting (default: the tenant's first bot).
+    bot: int | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 #: Primary and secondary metrics of an experiment: the share of members converting
@@ -336,6 +417,9 @@ class Settings(_Section):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rollup: RollupSettings = Field(default_factory=RollupSettings)
     optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    #: Scheduled reports by name.
+    reports: dict[str, ReportSettings] = Field(default_factory=dict)
     #: A/B experiments by name (docs/experiments.md).
     experiments: dict[str, ExperimentSettings] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -349,6 +433,20 @@ class Settings(_Section):
                 raise ValueError(f"experiment name {name!r}: at most 64 letters, digits, "
                                  "'_', '-', '.'")
         return value
+
+    @field_validator("reports")
+    @classmethod
+    def _report_names(cls, value: dict[str, ReportSettings]) -> dict[str, ReportSettings]:
+        for name in value:
+            if not _NAME.match(name) or len(name) > 64:
+                raise ValueError(f"report name {name!r}: at most 64 letters, digits, "
+                                 "'_', '-', '.'")
+        return value
+
+    @property
+    def alert_chats(self) -> list[int]:
+        """Where alerts go: ``alerts.chats``, else the admins."""
+        return self.alerts.chats or (self.admin.admins if self.admin.enabled else [])
 
     @field_validator("database", mode="before")
     @classmethod

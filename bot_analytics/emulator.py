@@ -104,6 +104,8 @@ class TelegramEmulator:
         self._query_ids = itertools.count(1)
         self._failures: dict[tuple[str, str], _Failure] = {}
         self._blocked: set[tuple[int, int]] = set()  # (bot id, user id)
+        self._channels: dict[int, Json] = {}             # channel id -> chat
+        self._outside: set[tuple[int, int]] = set()      # (bot id, chat id) it may not post in
         self._pending_checkouts: dict[str, asyncio.Future[bool]] = {}
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -174,6 +176,17 @@ class TelegramEmulator:
 
     def group(self, title: str = "Group") -> Json:
         return {"id": -next(self._group_ids), "type": "supergroup", "title": title}
+
+    def channel(self, title: str = "Channel") -> Json:
+        """A channel the bots may post in (``remove_from_chat`` takes that away)."""
+        chat_id = -1_001_000_000_000 - len(self._channels) - 1
+        chat = {"id": chat_id, "type": "channel", "title": title}
+        self._channels[chat_id] = chat
+        return chat
+
+    def remove_from_chat(self, token: str, chat_id: int) -> None:
+        """The bot is no longer a member of the chat: posting there is Forbidden (403)."""
+        self._outside.add((self.bot_user(token)["id"], chat_id))
 
     def _only_bot(self) -> str:
         if len(self._bots) != 1:
@@ -406,6 +419,10 @@ class TelegramEmulator:
             raise EmulatorError("Bad Request: chat not found")
         if (state.user["id"], chat_id) in self._blocked:
             raise EmulatorError("Forbidden: bot was blocked by the user")
+        if (state.user["id"], chat_id) in self._outside:
+            raise EmulatorError("Forbidden: bot is not a member of the channel chat")
+        if chat_id in self._channels:
+            return self._channels[chat_id]
         if chat_id > 0:
             return {"id": chat_id, "type": "private", "first_name": "User"}
         return {"id": chat_id, "type": "supergroup", "title": "Group"}

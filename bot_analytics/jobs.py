@@ -115,6 +115,46 @@ async def run_optimize(instance: str) -> None:
         log.exception("bot-analytics: the optimizer run failed; it runs again next time")
 
 
+async def _guarded(instance: str, what: str, work: Any) -> None:
+    """Run ``work(analytics)`` for a job: failures are logged and counted, never raised."""
+    analytics = _instances.get(instance)
+    if analytics is None:
+        log.warning("%s job for %r: no such analytics instance in this process", what,
+                    instance)
+        return
+    counters = analytics.job_counters
+    try:
+        await work(analytics)
+        counters["runs"] += 1
+        counters["last_run_at"] = datetime.now(UTC)
+    except Exception as error:
+        counters["failures"] += 1
+        counters["last_error"] = f"{what}: {type(error).__name__}: {error}"[:500]
+        log.exception("bot-analytics: the %s job failed; it runs again next time", what)
+
+
+async def run_alerts(instance: str) -> None:
+    """The daily anomaly and threshold check."""
+    from .alerts import send_alerts
+
+    async def work(analytics: Analytics) -> None:
+        outcome = await send_alerts(analytics, analytics.clock())
+        log.info("alerts: %s", outcome or "none")
+
+    await _guarded(instance, "alerts", work)
+
+
+async def run_report(instance: str, name: str) -> None:
+    """A scheduled report: the last whole period before now, to every chat of it."""
+    from .reports.post import post_report
+
+    async def work(analytics: Analytics) -> None:
+        outcome = await post_report(analytics, name, analytics.clock())
+        log.info("report %s: %s", name, outcome)
+
+    await _guarded(instance, f"report {name}", work)
+
+
 def start_scheduler(analytics: Analytics) -> Any:
     """Create and start the scheduler on the running loop; returns it."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -142,5 +182,25 @@ def start_scheduler(analytics: Analytics) -> Any:
                           CronTrigger.from_crontab(settings.optimizer.schedule, timezone=UTC),
                           args=[analytics.name], id=f"{analytics.name}:optimize",
                           replace_existing=True, name="optimizer")
+    if settings.alerts.enabled and settings.alert_chats:
+        scheduler.add_job("bot_analytics.jobs:run_alerts",
+                          CronTrigger.from_crontab(settings.alerts.schedule, timezone=UTC),
+                          args=[analytics.name], id=f"{analytics.name}:alerts",
+                          replace_existing=True, name="alerts")
+    for name, report in settings.reports.items():
+        scheduler.add_job("bot_analytics.jobs:run_report",
+                          CronTrigger.from_crontab(report.schedule, timezone=UTC),
+                          args=[analytics.name, name], id=f"{analytics.name}:report:{name}",
+                          replace_existing=True, name=f"report {name}")
     scheduler.start()
+    # Jobs of this instance that the configuration no longer asks for (a report removed
+    # from config.yaml, say) stay in the persistent store until removed here.
+    wanted = {f"{analytics.name}:rollup:{kind}" for kind in s.schedule} if s.enabled else set()
+    wanted |= {f"{analytics.name}:optimize"} if settings.optimizer.enabled else set()
+    wanted |= ({f"{analytics.name}:alerts"}
+               if settings.alerts.enabled and settings.alert_chats else set())
+    wanted |= {f"{analytics.name}:report:{name}" for name in settings.reports}
+    for job in scheduler.get_jobs():
+        if job.id.startswith(f"{analytics.name}:") and job.id not in wanted:
+            scheduler.remove_job(job.id)
     return scheduler

@@ -88,6 +88,12 @@ class Analytics:
         #: Answer end users' /optout and /optin in the capture middleware.
         self.opt_commands = s.privacy.optout_commands
         self._bots: dict[Any, tuple[int, str]] = {}
+        #: Bots by id, for the jobs that post reports and alerts.
+        self.bots_by_id: dict[int, Any] = {}
+        from .reports.deliver import DeliveryCounters
+
+        #: Reports and alerts sent, failed, refused (``health()["deliveries"]``).
+        self.delivery_counters = DeliveryCounters()
         self._sessions: set[int] = set()
         self._last_failure_log = 0.0
         #: Experiments served by ``variant()``: the configured ones at once, the stored
@@ -253,6 +259,7 @@ class Analytics:
         bots: Iterable[Any] = data.get("bots") or ([data["bot"]] if "bot" in data else [])
         for bot in bots:
             self.instrument(bot)
+            self.bots_by_id.setdefault(bot.id, bot)
         await self.start()
 
     async def _on_shutdown(self, **_: Any) -> None:
@@ -264,7 +271,9 @@ class Analytics:
         await self.writer.start()
         self.surveys.start()
         r = self.settings.rollup
-        scheduled = (r.enabled and r.schedule) or self.settings.optimizer.enabled
+        scheduled = ((r.enabled and r.schedule) or self.settings.optimizer.enabled
+                     or self.settings.reports
+                     or (self.settings.alerts.enabled and self.settings.alert_chats))
         if scheduled and self.scheduler is None:
             try:
                 await self.writer.run_in_worker(self.writer._ensure_store)
@@ -276,6 +285,14 @@ class Analytics:
                 self.job_counters["last_error"] = f"starting the scheduler: {error}"[:500]
                 log.exception("bot-analytics: the scheduler did not start; KPI rollups "
                               "and optimizer runs will not happen until the plugin restarts")
+
+    def bot_for(self, tenant_id: str, bot_id: int | None = None) -> Any:
+        """The running bot with ``bot_id``, or the tenant's first; None if none runs."""
+        if bot_id is not None:
+            return self.bots_by_id.get(bot_id)
+        tenants = self.settings.tenants
+        return next((bot for bid, bot in sorted(self.bots_by_id.items())
+                     if tenants.tenant_of(bid) == tenant_id), None)
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is written (or spooled)."""
@@ -298,6 +315,10 @@ class Analytics:
             jobs["next_runs"] = {job.name: job.next_run_time
                                  for job in self.scheduler.get_jobs()}
         health["jobs"] = jobs
+        d = self.delivery_counters
+        health["deliveries"] = {"sent": d.sent, "failed": d.failed, "forbidden": d.forbidden,
+                                "skipped": d.skipped, "flood_waits": d.flood_waits,
+                                "errors": dict(d.errors)}
         return health
 
     # -- the hot path's helpers -------------------------------------------------------
@@ -306,6 +327,7 @@ class Analytics:
         bot_id = bot.id
         ident = (bot_id, self.settings.tenants.tenant_of(bot_id))
         self._bots[bot] = ident
+        self.bots_by_id.setdefault(bot_id, bot)
         self.instrument(bot)
         return ident
 

@@ -238,3 +238,34 @@ def analyze_monetization_triggers(
         tuple(profitable), tuple(significant),
         tuple(sorted(stats, key=lambda s: (s.kind, s.key))), len(keys) - len(tested),
         tuple(funnel_intents), auc, len(keys))
+
+
+@dataclass(frozen=True)
+class IntentConversion:
+    intent: str
+    sessions: int
+    conversions: int
+    rate: float
+    ci_low: float
+    ci_high: float
+
+
+def intent_conversions(data: OptimizerData,
+                       funnel_intents: Sequence[str] = DEFAULT_FUNNEL_INTENTS
+                       ) -> list[IntentConversion]:
+    """Every intent's sessions and their conversion rate with a Wilson 95% interval,
+    by sessions (no test: for tables and charts)."""
+    matrix, keys, table = session_features(data, funnel_intents)
+    if not keys:
+        return []
+    y = table["converted"].to_numpy(dtype=float)
+    with_n = np.asarray(matrix.sum(axis=0)).ravel().astype(int)
+    with_x = np.asarray(matrix.T @ y).ravel().round().astype(int)
+    out = []
+    for j, (kind, key) in enumerate(keys):
+        if kind != "intent" or with_n[j] == 0:
+            continue
+        low, high = wilson_interval(int(with_x[j]), int(with_n[j]))
+        out.append(IntentConversion(key, int(with_n[j]), int(with_x[j]),
+                                    with_x[j] / with_n[j], low, high))
+    return sorted(out, key=lambda c: (-c.sessions, c.intent))

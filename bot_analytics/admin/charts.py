@@ -93,3 +93,48 @@ def daily_chart(title: str, days: Sequence[date], series: Mapping[str, Sequence[
         target.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
     return _png(fig)
+
+
+def sentiment_chart(title: str, days: Sequence[date], shares: Mapping[str, Sequence[float]]
+                    ) -> bytes:
+    """The daily mix of positive, neutral and negative messages, as stacked bars."""
+    from matplotlib.dates import DateFormatter, date2num
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = _figure(title)
+    x = date2num(list(days))
+    bottom = [0.0] * len(days)
+    colors = {"positive": "#2ca02c", "neutral": "#bbbbbb", "negative": "#d62728"}
+    for label in ("positive", "neutral", "negative"):
+        values = list(shares.get(label, [0.0] * len(days)))
+        ax.bar(x, values, bottom=bottom, width=0.8, color=colors[label], label=label)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=12, frameon=False, loc="upper center", ncol=3,
+              bbox_to_anchor=(0.5, -0.08))
+    return _png(fig)
+
+
+def intents_chart(title: str, rows: Sequence[tuple[str, int, float, float, float]]) -> bytes:
+    """Conversion rate by intent with its 95% interval; rows are (intent, sessions, rate,
+    low, high), drawn top to bottom."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = _figure(title)
+    ax.grid(axis="y", alpha=0)
+    ax.grid(axis="x", alpha=0.3)
+    labels = [f"{name} ({n:,})" for name, n, *_ in rows][::-1]
+    rates = [r for _, _, r, _, _ in rows][::-1]
+    lows = [max(0.0, r - lo) for _, _, r, lo, _ in rows][::-1]
+    highs = [max(0.0, hi - r) for _, _, r, _, hi in rows][::-1]
+    y = list(range(len(rows)))
+    ax.barh(y, rates, color=_COLORS[0], alpha=0.85, height=0.6)
+    ax.errorbar(rates, y, xerr=[lows, highs], fmt="none", ecolor="#333333", capsize=4,
+                linewidth=1.5)
+    ax.set_yticks(y, labels, fontsize=12)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlim(left=0)
+    ax.set_xlabel("sessions that bought (95% interval); sessions in brackets", fontsize=11)
+    return _png(fig)

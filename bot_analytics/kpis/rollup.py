@@ -53,6 +53,17 @@ def compute_period(engine: Engine, tenant: str, bot: int, kind: str, start: date
     return [kpi for family in FAMILIES for kpi in family(data)] + variants
 
 
+def compute_span(engine: Engine, tenant: str, bot: int, start: datetime, end: datetime, *,
+                 session_timeout: timedelta = timedelta(minutes=30),
+                 attribution_window: timedelta = timedelta(hours=24)) -> list[Kpi]:
+    """The KPIs of any span ``[start, end)`` that no rollup stores (a quarter, say),
+    computed now; no cohort retention or stickiness, which belong to days and months."""
+    with engine.connect() as conn:
+        data = load_period(conn, tenant, bot, start, end, session_timeout,
+                           attribution_window)
+    return [kpi for family in FAMILIES for kpi in family(data)]
+
+
 def rollup_period(engine: Engine, kind: str, start: datetime, *,
                   session_timeout: timedelta = timedelta(minutes=30),
                   attribution_window: timedelta = timedelta(hours=24),

@@ -298,6 +298,29 @@ class MemberSegment(SQLModel, table=True):
     assigned_at: datetime = _ts()
 
 
+class Delivery(SQLModel, table=True):
+    """A report or an alert sent (or not) to one chat, once per period: a restart does
+    not post it twice, and a delivery cut short resumes where it stopped."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "kind", "name", "period_start", "chat_id",
+                            name="uq_deliveries"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    tenant_id: str = Field(sa_type=sa.String(64))
+    kind: str = Field(sa_type=sa.String(16))
+    name: str = Field(sa_type=sa.String(128))
+    period_start: datetime = _ts()
+    chat_id: int = Field(sa_type=sa.BigInteger)
+    status: str = Field(sa_type=sa.String(16))
+    parts_sent: int = Field(default=0, sa_type=sa.Integer)
+    attempts: int = Field(default=0, sa_type=sa.Integer)
+    updated_at: datetime = _ts()
+    error: str | None = Field(default=None, sa_type=sa.Text)
+
+
 # The scheduler's job store: APScheduler's table layout, created by our migrations so
 # that every table comes from Alembic. APScheduler reads and writes it.
 scheduler_jobs = sa.Table(
