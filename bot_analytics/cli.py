@@ -112,6 +112,14 @@ def _cmd_kpi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plain(text: str) -> str:
+    """Telegram HTML as plain text for a terminal."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"</?(b|i|u|s|code|pre)>", "", text))
+
+
 def render_table(rows: Sequence[Any], fmt_value: Any, fmt_change: Any) -> str:
     lines: list[str] = []
     current = None
@@ -426,15 +434,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               f"{health['capture_failures'] + health['enrichment_failures']} failures.")
         print()
         print(summarize(result.database_url))
-        from .kpis.periods import period_start
         from .kpis.queries import format_change, format_value, latest_with_change
-        from .kpis.rollup import rollup_range
         from .storage import db
 
         engine = db.create_db_engine(result.database_url)
-        rollup_range(engine, "daily", result.first, result.last)
-        # Whole weeks only, so the last week compares like with like.
-        rollup_range(engine, "weekly", result.first, period_start(result.last, "weekly"))
         print()
         print("KPIs of the last whole simulated week, with the change against the week "
               "before (kpi_metrics; `bot-analytics kpi` prints the same):")
@@ -448,16 +451,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               "more):")
         print(format_report(analyze(engine, "premium_pitch", now=result.last)))
         from .optimize import format_report as format_findings
-        from .optimize import optimize
+        from .optimize import latest_run
 
-        print()
-        print("The optimizer over the simulated month (`bot-analytics optimize` prints the "
-              "same; the simulation planted pricing, spring_promo and 'late'):")
-        report, _ = optimize(engine, result.analytics.settings, "default",
-                             start=result.first, end=result.last, source="demo",
-                             now=result.last)
-        print(format_findings(report))
+        run = latest_run(engine, "default")
         engine.dispose()
+        if run is not None:
+            print()
+            print("The optimizer over the simulated month (`bot-analytics optimize` prints "
+                  "the same; the simulation planted pricing, spring_promo and 'late'):")
+            print(format_findings(run.result))
+        finale = result.finale
+        if finale is not None:
+            print()
+            print(f"The weekly report was posted to the team channel "
+                  f"({', '.join(f'{k} {v}' for k, v in finale.report_outcome.items() if v)})"
+                  f": {len(finale.channel_messages)} message(s) and "
+                  f"{len(finale.chart_files)} charts, saved as "
+                  f"{', '.join(str(p) for p in finale.chart_files)}. The message:")
+            print(_plain(finale.channel_messages[0]) if finale.channel_messages else "")
+            print()
+            print("The shop's operator asks the bot (admin commands, answered only to the "
+                  "admins in config.yaml):")
+            for command, answers in finale.admin_session:
+                print(f"\n> {command}")
+                for answer in answers:
+                    print(_plain(answer))
         return 0
 
     return asyncio.run(run())

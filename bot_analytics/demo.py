@@ -189,13 +189,17 @@ class DemoResult:
     personas: dict[int, str] = field(default_factory=dict)  # person -> planted persona
     telegram_ids: dict[int, int] = field(default_factory=dict)  # person -> Telegram user id
     survey_answers: int = 0  # rating buttons pressed (updates, but not interactions)
+    finale: Finale | None = None  # rollups, optimizer, weekly report, admin session
 
 
 async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
                    workdir: str | Path = "bot_analytics_demo", database_url: str | None = None,
                    progress: bool = True, start: datetime | None = None,
-                   on_slice: Callable[[int, int], None] | None = None) -> DemoResult:
-    """Run the simulation; returns where the data went."""
+                   on_slice: Callable[[int, int], None] | None = None,
+                   wrap_up: bool = True) -> DemoResult:
+    """Run the simulation; returns where the data went. ``wrap_up``: then roll up the
+    KPIs, run the optimizer, post the weekly report to the team channel and let the
+    operator ask the bot for numbers (:class:`Finale`)."""
     from aiogram import Bot
     from aiogram.client.session.aiohttp import AiohttpSession
 
@@ -211,6 +215,8 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
         work.mkdir(parents=True, exist_ok=True)
     begin = start or datetime(2026, 10, 1, tzinfo=UTC)
     clock = SimClock(begin)
+    emu = await TelegramEmulator(clock=clock.timestamp).start()
+    channel = emu.channel("Demo Shop team")
     settings = parse_settings({
         "database": {"url": database_url, "auto_migrate": True},
         "writer": {"flush_interval": 0.2, "spool_path": str(work / "analytics.spool")},
@@ -219,10 +225,13 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
         # /shop opens the shop's menu: like the buy button, it is the purchase's path,
         # not a reason to buy.
         "optimizer": {"funnel_intents": ["purchase", "checkout", "payment", "/shop"]},
+        # The shop's operator asks the bot for numbers; the team channel gets the weekly
+        # report.
+        "admin": {"enabled": True, "admins": [DEMO_ADMIN]},
+        "reports": {"weekly": {"chats": [channel["id"]], "period": "week"}},
     }, "demo settings")
     analytics = Analytics(settings, clock=clock)
     analytics.surveys.rng.seed(seed)  # which moments get a survey: reproducible
-    emu = await TelegramEmulator(clock=clock.timestamp).start()
     token = emu.add_bot("demo_shop_bot", "Demo Shop")
     bot = Bot(token, session=AiohttpSession(api=emu.api_server()))
     dp = build_dispatcher(analytics)
@@ -302,16 +311,87 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
                 bar.update(done)
             if on_slice is not None:
                 on_slice(i, len(actions))
+        seconds = time.perf_counter() - t0
+        finale = None
+        if wrap_up:
+            clock.now = begin + timedelta(days=days)
+            await analytics.flush()
+            finale = await _wrap_up(analytics, emu, channel["id"], work, begin,
+                                    begin + timedelta(days=days))
     finally:
         if bar is not None:
             bar.close()
         await dp.stop_polling()
         await polling
         await emu.stop()
-    return DemoResult(database_url, users, injected, time.perf_counter() - t0, analytics,
+    return DemoResult(database_url, users, injected, seconds, analytics,
                       begin, begin + timedelta(days=days), actions,
                       survey_answers=answered, personas=personas,
-                      telegram_ids={i: person.id for i, person in people.items()})
+                      telegram_ids={i: person.id for i, person in people.items()},
+                      finale=finale)
+
+
+def _more_than(emu: TelegramEmulator, count: int) -> bool:
+    return len(emu.messages_to(DEMO_ADMIN)) > count
+
+
+#: The demo's operator: the Telegram user id of the shop's admin.
+DEMO_ADMIN = 999_000_001
+#: What the operator asks the bot at the end of the month.
+ADMIN_SESSION = ("/stats week", "/recommendations", "/segments")
+
+
+@dataclass
+class Finale:
+    """What happened after the simulated month: the KPIs rolled up, the optimizer run,
+    the weekly report posted to the team channel, the operator's questions."""
+
+    optimizer_run: int | None
+    report_outcome: dict[str, int]
+    channel_messages: list[str]                  #: the report's texts (HTML)
+    chart_files: list[Path]                      #: its charts, saved in the work folder
+    admin_session: list[tuple[str, list[str]]]   #: command -> the bot's answers (HTML)
+
+
+async def _wrap_up(analytics: Analytics, emu: TelegramEmulator, channel: int, work: Path,
+                   first: datetime, end: datetime) -> Finale:
+    from .jobs import _instances
+    from .kpis.periods import period_start
+    from .kpis.rollup import rollup_range
+    from .optimize import optimize
+    from .reports.post import post_report
+
+    engine = analytics.engine
+    await asyncio.to_thread(rollup_range, engine, "daily", first, end)
+    # Whole weeks only, so the last week compares like with like.
+    await asyncio.to_thread(rollup_range, engine, "weekly", first,
+                            period_start(end, "weekly"))
+    _, run_id = await asyncio.to_thread(optimize, engine, analytics.settings,
+                                        analytics.settings.tenants.default, start=first,
+                                        end=end, source="demo", now=end)
+    _instances[analytics.name] = analytics
+    outcome = await post_report(analytics, "weekly", end)
+    texts: list[str] = []
+    charts: list[Path] = []
+    for call in emu.calls:
+        if not call.ok or int(call.params.get("chat_id", 0)) != channel:
+            continue
+        if call.method == "sendMessage":
+            texts.append(call.params["text"])
+        elif call.method == "sendPhoto":
+            path = work / f"weekly-report-{len(charts) + 1}.png"
+            path.write_bytes(call.params["photo"]["content"])
+            charts.append(path)
+    operator = emu.user("Operator", user_id=DEMO_ADMIN)
+    session: list[tuple[str, list[str]]] = []
+    for command in ADMIN_SESSION:
+        before = len(emu.messages_to(DEMO_ADMIN))
+        operator.send(command)
+        await emu.wait_for(functools.partial(_more_than, emu, before), timeout=30)
+        await asyncio.sleep(0.3)   # a chart may follow the text
+        session.append((command, [m.get("text") or f"[picture: {m.get('caption') or 'chart'}]"
+                                  for m in emu.messages_to(DEMO_ADMIN)[before:]]))
+    return Finale(run_id, outcome, texts, charts, session)
 
 
 def _perform(user: SimUser, act: _Action, emu: TelegramEmulator, payments: list[Any]) -> int:

@@ -68,8 +68,8 @@ def experiment_findings(engine: Engine, tenant_id: str, now: datetime
         out.append(ExperimentFinding(
             exp.name, r.metric, r.decision, r.winner, r.control,
             comparison.difference if comparison else None,
-            comparison.cs_low if comparison else None,
-            comparison.cs_high if comparison else None,
+            comparison.ci_low if comparison else None,
+            comparison.ci_high if comparison else None,
             comparison.sequential_p_adjusted if comparison else None, members / weeks))
     return out
 

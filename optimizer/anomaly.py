@@ -30,6 +30,9 @@ from .results import Serializable
 
 MIN_DAYS = 14
 MAD_SCALE = 1.4826  # MAD of a normal distribution, in standard deviations
+#: The noise scale is at least 1% of the series' median level: on a series that never
+#: moves, a change of a hair is no anomaly.
+RELATIVE_FLOOR = 0.01
 
 
 @dataclass(frozen=True)
@@ -58,24 +61,23 @@ def detect_anomalies(metric: str, days: Sequence[date], values: Sequence[float |
     filled = np.interp(index, index[known], y[known])
     if np.ptp(filled) == 0:
         return []
-    # The most extreme day is replaced by what was expected and the series decomposed
-    # again, one day at a time, so that an outlier neither pulls the expectation of its
-    # weekday towards itself nor makes its neighbours look like outliers.
+    # The most extreme day is replaced by a resistant expectation (robust STL's) and the
+    # series decomposed again, one day at a time, so that an outlier neither pulls the
+    # expectation of its weekday towards itself nor makes its neighbours look odd.
+    floor = max(RELATIVE_FLOOR * float(np.median(np.abs(filled))), 1e-12)
+    resistant = _expected(filled, robust=True)
     cleaned = filled.copy()
     flagged = np.zeros(len(y), dtype=bool)
     for _ in range(max(1, len(y) // 4)):
-        expected, z = _fit(cleaned, known & ~flagged)
-        if z is None:
-            return []
+        expected = _expected(cleaned)
+        z = _robust_z(cleaned - expected, known & ~flagged, floor)
         candidates = np.where(known & ~flagged, np.abs(z), 0.0)
         worst = int(np.argmax(candidates))
         if candidates[worst] < threshold:
             break
         flagged[worst] = True
-        cleaned[worst] = expected[worst]
-    z = _robust_z(filled - expected, known & ~flagged)
-    if z is None:
-        return []
+        cleaned[worst] = resistant[worst]
+    z = _robust_z(filled - expected, known & ~flagged, floor)
     out = []
     for i in (int(j) for j in np.flatnonzero(known & (np.abs(z) >= threshold))):
         if since is not None and days[i] < since:
@@ -85,24 +87,20 @@ def detect_anomalies(metric: str, days: Sequence[date], values: Sequence[float |
     return out
 
 
-def _robust_z(resid: np.ndarray, use: np.ndarray) -> np.ndarray | None:
-    """(r - median) / (1.4826 x MAD), both taken over the days ``use``."""
+def _robust_z(resid: np.ndarray, use: np.ndarray, floor: float) -> np.ndarray:
+    """(r - median) / (1.4826 x MAD), both over the days ``use``; the scale is at least
+    ``floor``."""
     centre = float(np.median(resid[use]))
     scale = float(np.median(np.abs(resid[use] - centre))) * MAD_SCALE
-    if scale <= 0:
-        scale = float(np.std(resid[use]))
-        if scale <= 0:
-            return None
-    return (resid - centre) / scale
+    return (resid - centre) / max(scale, floor)
 
 
-def _fit(y: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """STL's trend plus season, and the residuals' robust z-scores (scaled on ``use``)."""
+def _expected(y: np.ndarray, robust: bool = False) -> np.ndarray:
+    """STL's trend plus weekly season."""
     from statsmodels.tsa.seasonal import STL
 
-    fit = STL(y, period=7, seasonal=13).fit()
-    expected = np.asarray(fit.trend) + np.asarray(fit.seasonal)
-    return expected, _robust_z(y - expected, use)
+    fit = STL(y, period=7, seasonal=13, robust=robust).fit()
+    return np.asarray(fit.trend) + np.asarray(fit.seasonal)
 
 
 # -- threshold rules ---------------------------------------------------------------------------

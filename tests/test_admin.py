@@ -29,6 +29,10 @@ from .test_kpis import _visit
 ADMIN = 4242
 COMMANDS = ["/a_help", "/a_stats week", "/a_kpi engagement week", "/a_ab list",
             "/a_ab show pitch", "/a_health", "/a_kpi nonsense"]
+#: The rest, which non-admins must not get either (tests/test_reports.py has admins' use).
+MORE_COMMANDS = ["/a_stats quarter", "/a_intents week", "/a_unknown month", "/a_segments",
+                 "/a_recommendations", "/a_report week", "/a_export interactions week",
+                 "/a_export kpis month jsonl", "/a_ab stop pitch"]
 
 
 def seed(database_url: str, bot_id: int) -> datetime:
@@ -96,7 +100,7 @@ async def test_admins_get_numbers_and_charts(database_url: str, tmp_path: Path,
     texts = [c.params.get("text", "") for c in sent_to(emulator, ADMIN)
              if c.method == "sendMessage"]
     joined = "\n".join(texts)
-    assert "/a_stats [day|week|month]" in joined                           # help
+    assert "/a_stats [day|week|month|quarter]" in joined                   # help
     assert "Weekly from 2026-03-09" in joined and "interactions" in joined  # stats
     assert "retention_rate" in joined                                      # kpi engagement
     assert "pitch</b>: running, 59 members" in joined                      # ab list
@@ -135,7 +139,7 @@ async def test_nobody_else_gets_anything(database_url: str, tmp_path: Path,
     group = emulator.group("Team")
     async with RunningBot(emulator, dp, [new_bot(emulator, token)], analytics) as running:
         n = 0
-        for command in COMMANDS:
+        for command in COMMANDS + MORE_COMMANDS:
             stranger.send(command)                  # not an admin
             admin.send(command, chat=group)         # an admin, but in a group
             n += 2
@@ -152,6 +156,8 @@ async def test_nobody_else_gets_anything(database_url: str, tmp_path: Path,
     replies = [c.params.get("text") for c in emulator.calls
                if c.ok and c.method in ("sendMessage", "sendPhoto")]
     assert set(replies) == {"echo"}
+    assert not [c for c in emulator.calls if c.method == "sendDocument"]
+    assert rows(database_url, "SELECT stopped_at FROM experiments")[0].stopped_at is None
 
 
 def test_admin_settings_and_message_splitting() -> None:

@@ -130,6 +130,19 @@ async def test_demo_experiment_names_the_planted_winner(tmp_path: Path) -> None:
     assert "Ship save20 from experiment premium_pitch" in titles
     assert titles[0] == "pricing sells: lead more people to it"
 
+    # The month ends with the weekly report in the team channel and the operator's
+    # questions.
+    finale = result.finale
+    assert finale is not None and finale.report_outcome == {"skipped": 0, "sent": 1}
+    assert "Weekly report, 2026-10-19 to 2026-10-25" in finale.channel_messages[0]
+    assert len(finale.chart_files) == 4
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in finale.chart_files)
+    answers = {command: "\n".join(replies) for command, replies in finale.admin_session}
+    assert "Weekly from 2026-10-19" in answers["/stats week"]
+    assert "[picture: chart]" in answers["/stats week"]
+    assert "pricing sells" in answers["/recommendations"]
+    assert "high-value buyers" in answers["/segments"]
+
 
 async def test_rollup_and_kpi_commands(database_url: str, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:

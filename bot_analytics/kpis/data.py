@@ -117,12 +117,16 @@ def load_retention(conn: Connection, tenant: str, bot: int, day: datetime, now: 
     if not size:
         return {}
     out: dict[int, tuple[int, int]] = {}
+    members = cohort.subquery("cohort")
     for n in due:
         lo = day + timedelta(days=n)
+        # A join, not IN (subquery): PostgreSQL ran the correlated cohort query once per
+        # row of the later day.
         back = conn.execute(
             sa.select(sa.func.count(sa.distinct(t.member_id)))
+            .select_from(INTERACTIONS.join(members, members.c.member_id == t.member_id))
             .where(t.tenant_id == tenant, t.bot_id == bot, t.ts >= lo,
-                   t.ts < lo + timedelta(days=1), t.member_id.in_(cohort))).scalar_one()
+                   t.ts < lo + timedelta(days=1))).scalar_one()
         out[n] = (int(back), int(size))
     return out
 
