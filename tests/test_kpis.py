@@ -80,8 +80,18 @@ def make_rows(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return interactions, conversions
 
 
+def make_members() -> list[dict[str, Any]]:
+    """Every member of both bots, a third of them from each of two campaigns."""
+    return [{"tenant_id": "t", "bot_id": bot, "member_id": member, "first_seen": FIRST,
+             "last_seen": LAST, "language_code": "en",
+             "campaign": [None, "spring", "blog"][member % 3], "blocked": False,
+             "opted_out": False}
+            for bot in (1, 2) for member in range(1, 26)]
+
+
 def expected_kpis(inter: pd.DataFrame, conv: pd.DataFrame, kind: str, start: datetime,
-                  tenant: str, bot: int) -> dict[tuple[str, str | None], tuple[float, int]]:
+                  tenant: str, bot: int, members: pd.DataFrame | None = None
+                  ) -> dict[tuple[str, str | None], tuple[float, int]]:
     """KPIS.md computed the plain way, one definition at a time."""
     end = period_end(start, kind)
     df = inter[(inter.tenant_id == tenant) & (inter.bot_id == bot)].copy()
@@ -167,6 +177,17 @@ def expected_kpis(inter: pd.DataFrame, conv: pd.DataFrame, kind: str, start: dat
         for (intent, cur), g in buys.groupby([buys.intent.fillna("(none)"), "currency"]):
             put("revenue_by_intent", g.amount_minor.sum() / 100, len(g),
                 f"intent={intent};currency={cur}")
+    if members is not None:
+        mine = members[(members.tenant_id == tenant) & (members.bot_id == bot)]
+        campaign = buys.member_id.map(mine.set_index("member_id").campaign).fillna("(none)")
+        for name, g in buys.groupby(campaign):
+            put("conversions", len(g), len(g), f"campaign={name}")
+            if len(currencies) == 1:
+                put("revenue", g.amount_minor.sum() / 100, len(g), f"campaign={name}")
+            else:
+                for cur, h in g.groupby("currency"):
+                    put("revenue", h.amount_minor.sum() / 100, len(h),
+                        f"campaign={name};currency={cur}")
     return out
 
 
@@ -178,7 +199,7 @@ def loaded(database_url: str) -> tuple[sa.Engine, pd.DataFrame, pd.DataFrame]:
     store = BatchStore(engine, TIMEOUT)
     for i in range(0, len(interactions), 400):
         store.write(interactions[i:i + 400], [], [], [])
-    store.write([], [], [], conversions)
+    store.write([], make_members(), [], conversions)
     inter = pd.read_sql("SELECT * FROM interactions", engine)
     conv = pd.read_sql("SELECT * FROM conversions", engine)
     for frame in (inter, conv):
@@ -207,7 +228,8 @@ def test_every_kpi_matches_an_independent_computation(
                    (r.metric_value, r.sample_size) for r in mine.itertuples()}
             active = ((inter.bot_id == bot) & (inter.ts >= start)
                       & (inter.ts < period_end(start, kind))).any()
-            want = expected_kpis(inter, conv, kind, start, "t", bot) if active or \
+            want = expected_kpis(inter, conv, kind, start, "t", bot,
+                                 pd.DataFrame(make_members())) if active or \
                 ((conv.bot_id == bot) & (conv.ts >= start)
                  & (conv.ts < period_end(start, kind))).any() else {}
             assert set(got) == set(want), f"{kind} {start} bot {bot}"

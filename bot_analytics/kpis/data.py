@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..storage.db import day_of, raw_rows
-from ..storage.queries import CONVERSIONS, FEEDBACK, INTERACTIONS
+from ..storage.queries import CONVERSIONS, FEEDBACK, INTERACTIONS, MEMBERS
 
 # How far past the period's end one query follows sessions that are still open.
 _FOLLOW_STEP = timedelta(hours=6)
@@ -51,6 +51,8 @@ class Purchase:
     amount_minor: int
     currency: str | None
     intent: str | None
+    #: The deep-link campaign the member came from (members.campaign), if any.
+    campaign: str | None = None
 
 
 @dataclass
@@ -273,10 +275,13 @@ def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: d
         sa.select(sa.func.count(sa.distinct(t.member_id)))
         .where(t.tenant_id == tenant, t.bot_id == bot, t.ts < end)).scalar_one()
 
-    c = CONVERSIONS.c
-    purchases = [Purchase(r.value, r.amount_minor, r.currency, r.intent)
+    c, m = CONVERSIONS.c, MEMBERS.c
+    buyers = CONVERSIONS.outerjoin(MEMBERS, sa.and_(
+        m.tenant_id == c.tenant_id, m.bot_id == c.bot_id, m.member_id == c.member_id))
+    purchases = [Purchase(r.value, r.amount_minor, r.currency, r.intent, r.campaign)
                  for r in conn.execute(
-                     sa.select(c.value, c.amount_minor, c.currency, c.intent)
+                     sa.select(c.value, c.amount_minor, c.currency, c.intent, m.campaign)
+                     .select_from(buyers)
                      .where(c.tenant_id == tenant, c.bot_id == bot, c.outcome == "purchased",
                             c.ts >= start, c.ts < end))]
     last_seen = max((s.last for s in sessions), default=end)

@@ -1,5 +1,5 @@
 """Monetization: purchases, revenue (kept apart by currency), conversion rate, ARPU,
-revenue by intent."""
+revenue by intent, purchases and revenue by campaign."""
 
 from __future__ import annotations
 
@@ -47,4 +47,18 @@ def compute(d: PeriodData) -> list[Kpi]:
         dim = f"intent={intent}" if len(currencies) == 1 else f"intent={intent};currency={cur}"
         out.append(Kpi(CATEGORY, "revenue_by_intent", money(sum(amounts), cur),
                        len(amounts), dim))
+    # The deep-link campaign the buyers came from ("(none)": no campaign).
+    by_campaign: dict[str, int] = defaultdict(int)
+    campaign_money: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for p in purchases:
+        campaign = p.campaign or "(none)"
+        by_campaign[campaign] += 1
+        if p.currency is not None:
+            campaign_money[(campaign, p.currency)].append(p.amount_minor)
+    for campaign, count in sorted(by_campaign.items()):
+        out.append(Kpi(CATEGORY, "conversions", count, count, f"campaign={campaign}"))
+    for (campaign, cur), amounts in sorted(campaign_money.items()):
+        dim = (f"campaign={campaign}" if len(currencies) == 1
+               else f"campaign={campaign};currency={cur}")
+        out.append(Kpi(CATEGORY, "revenue", money(sum(amounts), cur), len(amounts), dim))
     return out
