@@ -384,6 +384,33 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return 0 if report.error is None else 1
 
 
+def _cmd_purge(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .retention import purge
+    from .storage import db
+
+    settings = load_config(args.config)
+    days = args.days if args.days is not None else settings.retention.days
+    if days is None:
+        print("retention.days is null in the configuration: nothing is purged (pass --days "
+              "to purge anyway)", file=sys.stderr)
+        return 0
+    engine = db.create_db_engine(settings.database.url)
+    bar = tqdm(unit="row", desc="purging", disable=None)
+    try:
+        deleted = purge(engine, days, datetime.now(UTC), batch_size=settings.retention.batch_size,
+                        dry_run=args.dry_run, progress=lambda _table, n: bar.update(n))
+    finally:
+        bar.close()
+        engine.dispose()
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} rows older than {days:g} days: "
+          + ", ".join(f"{table} {n:,}" for table, n in deleted.items())
+          + "; kpi_metrics, conversions and optimizer runs are kept")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -592,6 +619,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not store the run nor update the members' segments")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_optimize)
+
+    p = sub.add_parser("purge", help="delete raw rows older than retention.days")
+    p.add_argument("--days", type=float, default=None,
+                   help="instead of retention.days from the configuration")
+    p.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    p.set_defaults(func=_cmd_purge)
 
     p = sub.add_parser("report", help="the report of a whole period, as a file")
     p.add_argument("--period", default="week", choices=["day", "week", "month"])

@@ -212,6 +212,22 @@ def check_cron(cron: str, where: str = "") -> str:
     return cron
 
 
+class RetentionSettings(_Section):
+    """How long raw rows (interactions, member events, ratings) are kept."""
+
+    #: Raw rows older than this many days are deleted every day; ``null`` keeps them
+    #: forever. Rolled-up KPIs, conversions and optimizer runs are always kept.
+    days: float | None = Field(default=365.0, gt=0)
+    schedule: str = "0 3 * * *"
+    #: Rows deleted per transaction.
+    batch_size: int = Field(default=5000, ge=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+
 class OptimizerSettings(_Section):
     """The optimizer (docs/optimizer.md): what sells, segments, de-escalation, advice."""
 
@@ -417,6 +433,7 @@ class Settings(_Section):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rollup: RollupSettings = Field(default_factory=RollupSettings)
     optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     #: Scheduled reports by name.
     reports: dict[str, ReportSettings] = Field(default_factory=dict)

@@ -144,6 +144,22 @@ async def run_alerts(instance: str) -> None:
     await _guarded(instance, "alerts", work)
 
 
+async def run_purge(instance: str) -> None:
+    """The daily retention purge (``retention.days``)."""
+    from .retention import purge
+
+    async def work(analytics: Analytics) -> None:
+        r = analytics.settings.retention
+        if r.days is None:
+            return
+        deleted = await analytics.writer.run_in_worker(
+            lambda: purge(analytics.engine, r.days, analytics.clock(),  # type: ignore[arg-type]
+                          batch_size=r.batch_size))
+        log.info("retention purge: %s", deleted)
+
+    await _guarded(instance, "retention purge", work)
+
+
 async def run_report(instance: str, name: str) -> None:
     """A scheduled report: the last whole period before now, to every chat of it."""
     from .reports.post import post_report
@@ -187,6 +203,11 @@ def start_scheduler(analytics: Analytics) -> Any:
                           CronTrigger.from_crontab(settings.alerts.schedule, timezone=UTC),
                           args=[analytics.name], id=f"{analytics.name}:alerts",
                           replace_existing=True, name="alerts")
+    if settings.retention.days is not None:
+        scheduler.add_job("bot_analytics.jobs:run_purge",
+                          CronTrigger.from_crontab(settings.retention.schedule, timezone=UTC),
+                          args=[analytics.name], id=f"{analytics.name}:purge",
+                          replace_existing=True, name="retention purge")
     for name, report in settings.reports.items():
         scheduler.add_job("bot_analytics.jobs:run_report",
                           CronTrigger.from_crontab(report.schedule, timezone=UTC),
@@ -200,6 +221,7 @@ def start_scheduler(analytics: Analytics) -> Any:
     wanted |= ({f"{analytics.name}:alerts"}
                if settings.alerts.enabled and settings.alert_chats else set())
     wanted |= {f"{analytics.name}:report:{name}" for name in settings.reports}
+    wanted |= {f"{analytics.name}:purge"} if settings.retention.days is not None else set()
     for job in scheduler.get_jobs():
         if job.id.startswith(f"{analytics.name}:") and job.id not in wanted:
             scheduler.remove_job(job.id)

@@ -272,7 +272,7 @@ class Analytics:
         self.surveys.start()
         r = self.settings.rollup
         scheduled = ((r.enabled and r.schedule) or self.settings.optimizer.enabled
-                     or self.settings.reports
+                     or self.settings.reports or self.settings.retention.days is not None
                      or (self.settings.alerts.enabled and self.settings.alert_chats))
         if scheduled and self.scheduler is None:
             try:

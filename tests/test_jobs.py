@@ -39,21 +39,22 @@ async def test_scheduler_persists_jobs_and_runs_rollups(database_url: str,
     assert await a.flush(10)
     jobs = {j.id: j for j in a.scheduler.get_jobs()}
     assert set(jobs) == {f"shop:rollup:{k}" for k in ("hourly", "daily", "weekly",
-                                                      "monthly")} | {"shop:optimize"}
+                                                      "monthly")} | {"shop:optimize",
+                                                                     "shop:purge"}
     weekly = jobs["shop:optimize"].next_run_time
     assert (weekly.weekday(), weekly.hour, weekly.minute) == (0, 1, 0)  # Monday 01:00
     daily = jobs["shop:rollup:daily"]
     assert (daily.next_run_time.hour, daily.next_run_time.minute) == (0, 15)
     assert daily.coalesce and daily.misfire_grace_time == 6 * 3600
     stored = rows(database_url, "SELECT id FROM bot_analytics_jobs ORDER BY id")
-    assert len(stored) == 5
+    assert len(stored) == 6
 
     await run_rollup("shop", "daily")
     health = a.health()["jobs"]
     assert health["runs"] == 1 and health["failures"] == 0
     assert set(health["next_runs"]) == {"hourly KPI rollup", "daily KPI rollup",
                                         "weekly KPI rollup", "monthly KPI rollup",
-                                        "optimizer"}
+                                        "optimizer", "retention purge"}
     got = {r.metric_type: r.metric_value for r in rows(
         database_url, "SELECT metric_type, metric_value FROM kpi_metrics "
                       "WHERE aggregation_period = 'daily' AND dimension IS NULL")}
@@ -62,7 +63,7 @@ async def test_scheduler_persists_jobs_and_runs_rollups(database_url: str,
 
     again = Analytics(make_settings(database_url, tmp_path), name="shop")  # a restart
     await again.start()
-    assert len(again.scheduler.get_jobs()) == 5  # replaced, not doubled
+    assert len(again.scheduler.get_jobs()) == 6  # replaced, not doubled
     await again.close()
 
 
@@ -106,7 +107,8 @@ def test_no_scheduler_when_disabled(tmp_path: Path) -> None:
     async def run() -> None:
         a = Analytics(make_settings(f"sqlite:///{tmp_path / 'n.sqlite3'}", tmp_path,
                                     rollup={"enabled": False},
-                                    optimizer={"enabled": False}))
+                                    optimizer={"enabled": False},
+                                    retention={"days": None}))
         await a.start()
         assert a.scheduler is None and "next_runs" not in a.health()["jobs"]
         await a.close()
