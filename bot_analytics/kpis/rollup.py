@@ -46,7 +46,8 @@ def compute_period(engine: Engine, tenant: str, bot: int, kind: str, start: date
         data = load_period(conn, tenant, bot, start, end, session_timeout,
                            attribution_window)
         if kind == "daily":
-            data.retention = load_retention(conn, tenant, bot, start, now)
+            data.retention = load_retention(conn, tenant, bot, start, now,
+                                            cohort=data.new_members)
         elif kind == "monthly":
             data.daily_active = load_daily_active(conn, tenant, bot, start, end, now)
         variants = experiments.compute(conn, tenant, bot, start, end)
