@@ -20,7 +20,7 @@ from optimizer.anomaly import Anomaly, ThresholdRule, detect_anomalies, parse_ru
 
 from .admin.text import esc
 from .kpis.periods import period_end, period_start
-from .kpis.queries import format_value
+from .kpis.queries import format_value, relative_change
 from .kpis.rollup import KPI_METRICS
 
 if TYPE_CHECKING:
@@ -114,10 +114,10 @@ def evaluate_rule(engine: Engine, tenant: str, bot: int, rule: ThresholdRule,
     if period_end(start, rule.change) != end:
         return None   # judged on the day its period ends, once
     value, previous = _latest(engine, tenant, bot, rule.metric, rule.change, start)
-    if value is None or previous is None or previous == 0:
+    if value is None or previous is None:
         return None
-    change = (value - previous) / abs(previous)
-    if not rule.breached(change):
+    change = relative_change(value, previous)
+    if change is None or not rule.breached(change):
         return None
     unit = UNITS[rule.change]
     text = (f"⚠️ <b>{esc(rule.metric)}</b> {change:+.1%} {unit} over {unit}: "

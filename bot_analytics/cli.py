@@ -224,17 +224,22 @@ def _cmd_intents_unknown(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ab_engine(args: argparse.Namespace) -> Any:
+def _migrated_engine(url: str, what: str) -> Any:
+    """An engine on a database whose schema is current; else a ValueError saying to
+    run the migrations."""
     from .storage import db
 
-    settings = load_config(args.config)
-    engine = db.create_db_engine(settings.database.url)
+    engine = db.create_db_engine(url)
     current, head = db.current_revision(engine), db.head_revision()
     if current != head:
         engine.dispose()
         raise ValueError(f"the database schema is at revision {current or '(none)'}, "
-                         f"experiments need {head}: run `bot-analytics db upgrade`")
+                         f"{what} {head}: run `bot-analytics db upgrade`")
     return engine
+
+
+def _ab_engine(args: argparse.Namespace) -> Any:
+    return _migrated_engine(load_config(args.config).database.url, "experiments need")
 
 
 def _cmd_ab_list(args: argparse.Namespace) -> int:
@@ -348,15 +353,9 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     import time
 
     from .optimize import format_report, optimize
-    from .storage import db
 
     settings = load_config(args.config)
-    engine = db.create_db_engine(settings.database.url)
-    current, head = db.current_revision(engine), db.head_revision()
-    if current != head:
-        engine.dispose()
-        raise ValueError(f"the database schema is at revision {current or '(none)'}, the "
-                         f"optimizer needs {head}: run `bot-analytics db upgrade`")
+    engine = _migrated_engine(settings.database.url, "the optimizer needs")
     now = datetime.now(UTC)
     end = args.to or now
     start = args.from_ or end - timedelta(days=args.days or settings.optimizer.days)
@@ -416,15 +415,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from .reports.assemble import build_report
     from .reports.render import to_markdown, write
-    from .storage import db
 
     settings = load_config(args.config)
-    engine = db.create_db_engine(settings.database.url)
-    current, head = db.current_revision(engine), db.head_revision()
-    if current != head:
-        engine.dispose()
-        raise ValueError(f"the database schema is at revision {current or '(none)'}, "
-                         f"reports need {head}: run `bot-analytics db upgrade`")
+    engine = _migrated_engine(settings.database.url, "reports need")
     sections = [x.strip() for x in args.sections.split(",")] if args.sections else None
     known = {"summary", "anomalies", "experiments", "recommendations", "unknown"}
     if sections and set(sections) - known:

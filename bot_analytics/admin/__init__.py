@@ -373,7 +373,7 @@ def _database_latency(plugin: Analytics) -> str:
 
 def _quarter_stats(plugin: Analytics, tenant: str, bot: int) -> str:
     """The last whole calendar quarter against the one before, computed now."""
-    from ..kpis.queries import format_value
+    from ..kpis.queries import format_value, relative_change
     from ..kpis.rollup import compute_span
 
     now = plugin.clock()
@@ -396,8 +396,7 @@ def _quarter_stats(plugin: Analytics, tenant: str, bot: int) -> str:
                                                    **kwargs) if k.dimension is None}
 
     def change(metric: str) -> float | None:
-        prev = old.get(metric)
-        return None if not prev else (now_rows[metric] - prev) / abs(prev)
+        return relative_change(now_rows[metric], old.get(metric))
 
     lines = [(m.replace("_", " "), format_value(m, now_rows[m]), change_arrow(change(m)))
              for m in HEADLINE if m in now_rows]

@@ -13,6 +13,13 @@ from .periods import normalize
 from .rollup import KPI_METRICS
 
 
+def relative_change(value: float, previous: float | None) -> float | None:
+    """(value - previous) / |previous|; None without a previous value, or from 0."""
+    if previous is None or previous == 0:
+        return None
+    return (value - previous) / abs(previous)
+
+
 @dataclass(frozen=True)
 class KpiChange:
     tenant_id: str
@@ -28,9 +35,7 @@ class KpiChange:
     @property
     def change(self) -> float | None:
         """Relative change against the previous period (None without one, or from 0)."""
-        if self.previous is None or self.previous == 0:
-            return None
-        return (self.value - self.previous) / abs(self.previous)
+        return relative_change(self.value, self.previous)
 
     def as_dict(self) -> dict[str, Any]:
         return {"tenant_id": self.tenant_id, "bot_id": self.bot_id,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..kpis.periods import normalize, period_end, period_start
-from ..kpis.queries import format_value
+from ..kpis.queries import format_value, relative_change
 from ..kpis.rollup import KPI_METRICS, compute_period
 
 if TYPE_CHECKING:
@@ -44,9 +44,7 @@ class SummaryRow:
 
     @property
     def change(self) -> float | None:
-        if self.previous is None or self.previous == 0:
-            return None
-        return (self.value - self.previous) / abs(self.previous)
+        return relative_change(self.value, self.previous)
 
     @property
     def formatted(self) -> str:
