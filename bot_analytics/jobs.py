@@ -96,25 +96,6 @@ def optimize_now(analytics: Analytics, now: datetime | None = None) -> int:
     return stored
 
 
-async def run_optimize(instance: str) -> None:
-    """The scheduled optimizer run. Failures are logged and counted, never raised."""
-    analytics = _instances.get(instance)
-    if analytics is None:
-        log.warning("optimizer job for %r: no such analytics instance in this process",
-                    instance)
-        return
-    counters = analytics.job_counters
-    try:
-        runs = await asyncio.get_running_loop().run_in_executor(None, optimize_now, analytics)
-        counters["runs"] += 1
-        counters["last_run_at"] = datetime.now(UTC)
-        log.info("the optimizer stored %d runs", runs)
-    except Exception as error:
-        counters["failures"] += 1
-        counters["last_error"] = f"optimizer: {type(error).__name__}: {error}"[:500]
-        log.exception("bot-analytics: the optimizer run failed; it runs again next time")
-
-
 async def _guarded(instance: str, what: str, work: Any) -> None:
     """Run ``work(analytics)`` for a job: failures are logged and counted, never raised."""
     analytics = _instances.get(instance)
@@ -131,6 +112,16 @@ async def _guarded(instance: str, what: str, work: Any) -> None:
         counters["failures"] += 1
         counters["last_error"] = f"{what}: {type(error).__name__}: {error}"[:500]
         log.exception("bot-analytics: the %s job failed; it runs again next time", what)
+
+
+async def run_optimize(instance: str) -> None:
+    """The scheduled optimizer run (in a worker thread)."""
+
+    async def work(analytics: Analytics) -> None:
+        runs = await asyncio.get_running_loop().run_in_executor(None, optimize_now, analytics)
+        log.info("the optimizer stored %d runs", runs)
+
+    await _guarded(instance, "optimizer", work)
 
 
 async def run_alerts(instance: str) -> None:

@@ -302,13 +302,10 @@ def load_data(source: Any, tenant_id: str, start: datetime, end: datetime, *,
     if bot_id is not None:
         ewhere.append(e.bot_id == bot_id)
     blk = rows(sa.select(e.bot_id, e.member_id, e.ts).where(*ewhere))
-    data = OptimizerData.from_rows(start, end, inter, conv, mem, blk,
+    # Only purchases triggered by the period's interactions (the currency is chosen
+    # from these).
+    known = set(inter["id"])
+    trigger = CONVERSION_COLUMNS.index("interaction_id")
+    conv = [r for r in conv if r[trigger] in known]
+    return OptimizerData.from_rows(start, end, inter, conv, mem, blk,
                                    session_timeout=session_timeout, currency=currency)
-    known = set(data.interactions["id"])
-    data.purchases = data.purchases[data.purchases["interaction_id"].isin(known)
-                                    ].reset_index(drop=True)
-    if currency is None:
-        p = data.purchases
-        data.currency = (str(p["currency"].value_counts().idxmax())
-                         if not p.empty and p["currency"].notna().any() else None)
-    return data

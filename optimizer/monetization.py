@@ -154,6 +154,14 @@ def session_features(data: OptimizerData, funnel_intents: Sequence[str] = DEFAUL
     return result
 
 
+def column_counts(matrix: sparse.csr_matrix, converted: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate column: the sessions with it, and how many of those converted."""
+    with_n = np.asarray(matrix.sum(axis=0)).ravel().astype(int)
+    with_x = np.asarray(matrix.T @ converted.astype(float)).ravel().round().astype(int)
+    return with_n, with_x
+
+
 def _adjusted_odds(matrix: sparse.csr_matrix, y: np.ndarray, seed: int,
                    max_sessions: int) -> tuple[np.ndarray | None, float | None]:
     """Odds ratios of each feature from an L2 logistic regression whose strength is
@@ -196,8 +204,7 @@ def analyze_monetization_triggers(
     y = table["converted"].to_numpy(dtype=bool)
     revenue = table["revenue"].to_numpy(dtype=float)
     total_conv, total_rev = int(y.sum()), float(revenue.sum())
-    with_n = np.asarray(matrix.sum(axis=0)).ravel().astype(int)
-    with_x = np.asarray(matrix.T @ y.astype(float)).ravel().round().astype(int)
+    with_n, with_x = column_counts(matrix, y)
     with_rev = np.asarray(matrix.T @ revenue).ravel()
     tested = [j for j in range(len(keys))
               if with_n[j] >= min_support and n - with_n[j] >= min_support]
@@ -258,9 +265,7 @@ def intent_conversions(data: OptimizerData,
     matrix, keys, table = session_features(data, funnel_intents)
     if not keys:
         return []
-    y = table["converted"].to_numpy(dtype=float)
-    with_n = np.asarray(matrix.sum(axis=0)).ravel().astype(int)
-    with_x = np.asarray(matrix.T @ y).ravel().round().astype(int)
+    with_n, with_x = column_counts(matrix, table["converted"].to_numpy(dtype=float))
     out = []
     for j, (kind, key) in enumerate(keys):
         if kind != "intent" or with_n[j] == 0:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .data import OptimizerData
-from .monetization import DEFAULT_FUNNEL_INTENTS, session_features
+from .monetization import DEFAULT_FUNNEL_INTENTS, column_counts, session_features
 from .results import Serializable, two_by_two_p_value, wilson_interval
 from .stats import adjust_p_values
 
@@ -266,8 +266,7 @@ def _upsell(data: OptimizerData, assignments: pd.Series, funnel_intents: Sequenc
         rows = np.flatnonzero((seg_of == segment).to_numpy())
         sub = matrix[rows][:, intents]
         n, conv = len(rows), int(y[rows].sum())
-        with_n = np.asarray(sub.sum(axis=0)).ravel().astype(int)
-        with_x = np.asarray(sub.T @ y[rows]).ravel().round().astype(int)
+        with_n, with_x = column_counts(sub, y[rows])
         for col, j in enumerate(intents):
             n1, x1 = int(with_n[col]), int(with_x[col])
             n0, x0 = n - n1, conv - x1

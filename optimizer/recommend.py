@@ -10,7 +10,6 @@ below. Recommendations are sorted by that score.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from .engagement import SentimentEngagementResult
 from .monetization import MonetizationResult, TriggerStat
 from .personalization import PersonalizationResult
 from .results import Serializable, wilson_interval
-from .stats import two_sided_z
+from .stats import Sample, proportion_test
 
 HIGH, MEDIUM = 0.10, 0.03
 
@@ -76,10 +75,9 @@ def _impact(value: float, low: float, high: float, unit: str, revenue_per: float
 
 
 def _wald(x1: int, n1: int, x0: int, n0: int) -> tuple[float, float]:
-    p1, p0 = x1 / n1, x0 / n0
-    half = two_sided_z(0.05) * math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
-    diff = p1 - p0
-    return diff - half, diff + half
+    """The 95% Wald interval of x1/n1 - x0/n0."""
+    test = proportion_test(Sample(n0, x0), Sample(n1, x1))
+    return test.ci_low, test.ci_high
 
 
 def _priority(value: float, baseline: float, confidence: float) -> tuple[float, str]:

@@ -43,13 +43,14 @@ class Serializable:
 
 
 def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval of a proportion (statsmodels ``proportion_confint``)."""
+    """Wilson score interval of a proportion (statsmodels ``proportion_confint``),
+    clipped to [0, 1] against rounding."""
     from statsmodels.stats.proportion import proportion_confint
 
     if n <= 0:
         return (math.nan, math.nan)
     low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
-    return float(low), float(high)
+    return max(0.0, float(low)), min(1.0, float(high))
 
 
 def two_by_two_p_value(x1: int, n1: int, x0: int, n0: int, *, min_expected: float = 5.0

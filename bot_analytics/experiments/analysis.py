@@ -16,6 +16,7 @@ from optimizer.abtest import (
     analyze_experiment,
     signed_percent,
 )
+from optimizer.results import wilson_interval
 from optimizer.stats import Sample
 
 from . import ExperimentDef
@@ -98,14 +99,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def wilson(conversions: int, members: int, z: float = 1.959964) -> tuple[float, float]:
-    if members <= 0:
-        return float("nan"), float("nan")
-    p = conversions / members
-    denom = 1 + z * z / members
-    centre = (p + z * z / (2 * members)) / denom
-    half = z * math.sqrt(p * (1 - p) / members + z * z / (4 * members * members)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+def wilson(conversions: int, members: int) -> tuple[float, float]:
+    """The 95% Wilson interval of a rate (``optimizer.results.wilson_interval``)."""
+    return wilson_interval(conversions, members)
 
 
 MEAN_METRICS = ("revenue_per_member", "csat")

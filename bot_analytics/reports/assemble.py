@@ -145,13 +145,6 @@ def _kpis(engine: Engine, settings: Settings, tenant: str, bot: int, kind: str,
             if x.dimension is None and x.category != "experiments"}
 
 
-def _daily(engine: Engine, tenant: str, bot: int, first: date, last: date,
-           metrics: list[str]) -> tuple[list[date], dict[str, list[float | None]]]:
-    from ..alerts import daily_series
-
-    return daily_series(engine, tenant, bot, metrics, first, last)
-
-
 def build_report(engine: Engine, settings: Settings, tenant_id: str, period: str = "week", *,
                  bot_id: int | None = None, start: datetime | None = None,
                  now: datetime | None = None, sections: list[str] | None = None,
@@ -201,10 +194,12 @@ def build_report(engine: Engine, settings: Settings, tenant_id: str, period: str
 
 def _summary_charts(engine: Engine, report: Report, first: date, last: date) -> None:
     from ..admin.charts import daily_chart, sentiment_chart
+    from ..alerts import daily_series
 
-    days, series = _daily(engine, report.tenant_id, report.bot_id, first, last,
-                          ["interactions", "conversions", "sentiment_positive_rate",
-                           "sentiment_neutral_rate", "sentiment_negative_rate"])
+    days, series = daily_series(engine, report.tenant_id, report.bot_id,
+                                ["interactions", "conversions", "sentiment_positive_rate",
+                                 "sentiment_neutral_rate", "sentiment_negative_rate"],
+                                first, last)
     if len(days) < 2 or not any(series["interactions"]):
         return
     report.charts.append(Chart("daily", "Interactions and purchases by day", daily_chart(
