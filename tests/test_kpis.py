@@ -340,3 +340,40 @@ def test_stickiness_is_mean_daily_actives_over_monthly_actives(database_url: str
                                                    now=month + timedelta(days=10, hours=12))}
     assert partial["stickiness"].value == pytest.approx(13 / 11 / 3)
     engine.dispose()
+
+
+def test_sessions_are_followed_many_hours_past_the_period(database_url: str) -> None:
+    """Member 1 chats every 20 minutes from 23:00 on day D to 09:00 on D+1: one session
+    of D that ends in 'unknown' and whose 08:00 message led to a resolution. Member 2
+    says hello once at noon on D."""
+    from bot_analytics.kpis.rollup import compute_period
+
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    d = datetime(2026, 4, 20, tzinfo=UTC)
+    chat = [d + timedelta(hours=23, minutes=20 * i) for i in range(31)]
+    rows = [_visit(i, 1, ts) for i, ts in enumerate(chat)]
+    rows[-1]["intent"] = "unknown"
+    rows.append(_visit(100, 2, d + timedelta(hours=12)))
+    store = BatchStore(engine, TIMEOUT)
+    store.write(rows, [], [], [])
+    store.write([], [], [], [{
+        "tenant_id": "t", "bot_id": 1, "member_id": 1, "chat_id": 1,
+        "ts": d + timedelta(days=1, hours=8, minutes=5), "outcome": "resolved", "value": 0.0,
+        "amount_minor": 0, "currency": None, "external_id": None, "source": "api",
+        "checkout_completed": False, "details": None}])
+    assert chat[-1] - chat[0] == timedelta(hours=10)
+    kpis = {k.metric: k for k in compute_period(engine, "t", 1, "daily", d,
+                                                now=d + timedelta(days=3))}
+    assert (kpis["sessions"].value, kpis["interactions"].value) == (2, 4)
+    assert kpis["bounce_rate"].value == 0.5           # member 2's hello
+    assert kpis["completion_rate"].value == 0.5       # member 1's session ends in unknown
+    assert kpis["resolution_rate"].value == 0.5       # ... and led to a resolution
+    assert kpis["interactions_per_session"].value == 2
+    # The next day holds the rest of member 1's messages but no session of its own.
+    after = {k.metric: k for k in compute_period(engine, "t", 1, "daily",
+                                                 d + timedelta(days=1),
+                                                 now=d + timedelta(days=3))}
+    assert (after["sessions"].value, after["interactions"].value) == (0, 28)
+    assert "bounce_rate" not in after                 # no sessions: no rate (KPIS.md)
+    engine.dispose()

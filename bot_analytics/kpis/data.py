@@ -10,7 +10,7 @@ followed until it closes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,31 +19,42 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..storage.db import day_of, raw_rows
+from ..storage.db import day_of, epoch_micros, raw_rows, read_columns
 from ..storage.queries import CONVERSIONS, FEEDBACK, INTERACTIONS, MEMBERS
 
 # How far past the period's end one query follows sessions that are still open.
 _FOLLOW_STEP = timedelta(hours=6)
 
 
-@dataclass
-class Session:
-    start: datetime
-    last: datetime
-    interactions: int = 0
-    escalated: bool = False
-    last_handled: bool = False
-    last_intent: str | None = None
-    ids: list[int] = field(default_factory=list)
+_NO_INT = np.empty(0, dtype=np.int64)
+_NO_BOOL = np.empty(0, dtype=bool)
 
-    def add(self, rid: int, ts: datetime, intent: str | None, handled: Any,
-            escalated: Any) -> None:
-        self.interactions += 1
-        self.escalated = self.escalated or bool(escalated)
-        self.last = ts
-        self.last_handled = bool(handled)
-        self.last_intent = intent
-        self.ids.append(rid)
+
+@dataclass
+class Sessions:
+    """The sessions of a period as columns, one entry per session, and which session
+    each of their interactions belongs to (to find the sessions that led to an
+    outcome)."""
+
+    start: np.ndarray = field(default_factory=lambda: _NO_INT)  # epoch microseconds
+    last: np.ndarray = field(default_factory=lambda: _NO_INT)  # epoch microseconds
+    size: np.ndarray = field(default_factory=lambda: _NO_INT)  # interactions
+    escalated: np.ndarray = field(default_factory=lambda: _NO_BOOL)
+    last_handled: np.ndarray = field(default_factory=lambda: _NO_BOOL)
+    last_intent: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+    #: Interaction ids of every session's interactions, and the session of each.
+    row_ids: np.ndarray = field(default_factory=lambda: _NO_INT)
+    row_session: np.ndarray = field(default_factory=lambda: _NO_INT)
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def led_to(self, interaction_ids: Iterable[int]) -> np.ndarray:
+        """Per session: whether one of its interactions is among ``interaction_ids``."""
+        wanted = np.fromiter(interaction_ids, dtype=np.int64)
+        hit = np.zeros(len(self), dtype=bool)
+        hit[self.row_session[np.isin(self.row_ids, wanted)]] = True
+        return hit
 
 
 @dataclass
@@ -80,7 +91,7 @@ class PeriodData:
     start: datetime
     end: datetime
     totals: Totals
-    sessions: list[Session]          # sessions starting in [start, end)
+    sessions: Sessions               # sessions starting in [start, end)
     new_users: int
     known_members: int
     purchases: list[Purchase]        # purchases in [start, end)
@@ -100,16 +111,50 @@ class PeriodData:
 RETENTION_DAYS = (1, 7, 30)
 
 
+def _members_between(tenant: str, bot: int, start: datetime, end: datetime
+                     ) -> sa.Select[Any]:
+    """The distinct members with interactions in [start, end). ``member_id + 0``: a
+    plain column lets SQLite's planner walk the (tenant, bot, member) index for its
+    order, through every row of the bot, instead of the period's range of the (tenant,
+    bot, time) index."""
+    t = INTERACTIONS.c
+    return sa.select((t.member_id + 0).label("member_id")).where(
+        t.tenant_id == tenant, t.bot_id == bot, t.ts >= start, t.ts < end).distinct()
+
+
 def _first_seen_in(conn: Connection, tenant: str, bot: int, start: datetime,
                    end: datetime) -> set[int]:
     """The members whose first interaction ever (with this bot) is in [start, end)."""
-    t = INTERACTIONS.c
+    # Each member of the period is looked up once, not once per interaction.
+    active = _members_between(tenant, bot, start, end).subquery()
     earlier = INTERACTIONS.alias("earlier")
-    return {row[0] for row in raw_rows(conn, sa.select(t.member_id).where(
-        t.tenant_id == tenant, t.bot_id == bot, t.ts >= start, t.ts < end,
+    return {row[0] for row in raw_rows(conn, sa.select(active.c.member_id).where(
         ~sa.exists().where(earlier.c.tenant_id == tenant, earlier.c.bot_id == bot,
-                           earlier.c.member_id == t.member_id, earlier.c.ts < start))
-        .distinct())}
+                           earlier.c.member_id == active.c.member_id,
+                           earlier.c.ts < start)))}
+
+
+def known_members(conn: Connection, tenant: str, bot: int, end: datetime) -> int:
+    """How many members interacted with the bot before ``end``.
+
+    A count of distinct members over every earlier row would cost as much as the whole
+    table; instead the bot's member ids are walked in the order of the (tenant, bot,
+    member, time) index, one probe each (a loose index scan), and each is checked for a
+    row before ``end``: the cost follows the number of members, not of interactions."""
+    t = INTERACTIONS.c
+    first = sa.select(sa.func.min(t.member_id).label("id")).where(
+        t.tenant_id == tenant, t.bot_id == bot)
+    ids = first.cte("member_ids", recursive=True)
+    after = sa.select(sa.func.min(t.member_id)).where(
+        t.tenant_id == tenant, t.bot_id == bot, t.member_id > ids.c.id).scalar_subquery()
+    ids = ids.union_all(sa.select(after).where(ids.c.id.is_not(None)))
+    row = INTERACTIONS.alias("row")
+    # The check sits in the select list so that PostgreSQL probes the index once per
+    # member rather than hashing every earlier row into a semi-join.
+    seen = sa.case((sa.exists().where(row.c.tenant_id == tenant, row.c.member_id == ids.c.id,
+                                      row.c.bot_id == bot, row.c.ts < end), 1), else_=0)
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(seen), 0))
+                            .select_from(ids).where(ids.c.id.is_not(None))).scalar_one())
 
 
 def load_retention(conn: Connection, tenant: str, bot: int, day: datetime, now: datetime,
@@ -121,7 +166,6 @@ def load_retention(conn: Connection, tenant: str, bot: int, day: datetime, now: 
     due = [n for n in days if day + timedelta(days=n + 1) <= now]
     if not due:
         return {}
-    t = INTERACTIONS.c
     members = cohort if cohort is not None else _first_seen_in(
         conn, tenant, bot, day, day + timedelta(days=1))
     if not members:
@@ -129,9 +173,8 @@ def load_retention(conn: Connection, tenant: str, bot: int, day: datetime, now: 
     out: dict[int, tuple[int, int]] = {}
     for n in due:
         lo = day + timedelta(days=n)
-        back = {row[0] for row in raw_rows(conn, sa.select(t.member_id).where(
-            t.tenant_id == tenant, t.bot_id == bot, t.ts >= lo,
-            t.ts < lo + timedelta(days=1)).distinct())}
+        back = {row[0] for row in raw_rows(conn, _members_between(
+            tenant, bot, lo, lo + timedelta(days=1)))}
         out[n] = (len(members & back), len(members))
     return out
 
@@ -180,118 +223,113 @@ def load_totals(conn: Connection, tenant: str, bot: int, start: datetime,
     return totals
 
 
-def _session_rows(conn: Connection, tenant: str, bot: int, lo: datetime, hi: datetime,
-                  members: list[int] | None = None) -> list[Any]:
-    """(id, member, chat, ts, intent, handled, escalated, response_time_ms) in session
-    order, straight from the driver (timestamps are text on SQLite): the ORM's per-row
-    work cost more than everything else together."""
+# The columns sessions are built from, in this order.
+_ID, _MEMBER, _CHAT, _TS, _INTENT, _HANDLED, _ESCALATED, _RT = range(8)
+
+
+def _session_columns(conn: Connection, tenant: str, bot: int, lo: datetime, hi: datetime,
+                     members: np.ndarray | None = None) -> list[np.ndarray]:
+    """The interactions in [lo, hi) as columns: id, member, chat, epoch microseconds,
+    intent, handled, escalated, response time (NaN: no reply)."""
     t = INTERACTIONS.c
-    chat = sa.func.coalesce(t.chat_id, t.member_id)
-    stmt = (sa.select(t.id, t.member_id, chat, t.ts, t.intent, t.handled, t.escalated,
-                      t.response_time_ms)
-            .where(t.tenant_id == tenant, t.bot_id == bot, t.ts >= lo, t.ts < hi))
+    stmt = sa.select(t.id, t.member_id, sa.func.coalesce(t.chat_id, t.member_id),
+                     epoch_micros(conn, t.ts), t.intent, sa.cast(t.handled, sa.Integer),
+                     sa.cast(t.escalated, sa.Integer), t.response_time_ms).where(
+        t.tenant_id == tenant, t.bot_id == bot, t.ts >= lo, t.ts < hi)
     if members is not None:
-        stmt = stmt.where(t.member_id.in_(members))
-    return raw_rows(conn, stmt.order_by(t.member_id, chat, t.ts, t.id))
+        stmt = stmt.where(t.member_id.in_(members.tolist()))
+    return read_columns(conn, stmt, ("int", "int", "int", "int", "text", "int", "int",
+                                     "float"))
 
 
-def _parser(conn: Connection) -> Any:
-    """Driver timestamp -> aware UTC datetime."""
-    if conn.dialect.name == "sqlite":
-        def parse(value: str) -> datetime:
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        return parse
-    return lambda value: value.astimezone(UTC) if value.tzinfo is not UTC else value
+def _split(cols: list[np.ndarray], timeout_us: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Sort rows into session order (member, chat, time, id) and return them with the
+    index of each session's first row."""
+    order = np.lexsort((cols[_ID], cols[_TS], cols[_CHAT], cols[_MEMBER]))
+    cols = [c[order] for c in cols]
+    member, chat, ts = cols[_MEMBER], cols[_CHAT], cols[_TS]
+    new = np.ones(len(ts), dtype=bool)
+    new[1:] = ((member[1:] != member[:-1]) | (chat[1:] != chat[:-1])
+               | (ts[1:] - ts[:-1] > timeout_us))
+    return cols, np.flatnonzero(new)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _micros(conn: Connection, values: Sequence[Any]) -> np.ndarray:
-    """Driver timestamps as exact integer microseconds since the epoch."""
-    import pandas as pd
-
-    if conn.dialect.name == "sqlite":
-        stamps = pd.to_datetime(list(values), format="ISO8601", utc=True)
-    else:
-        stamps = pd.to_datetime(list(values), utc=True)
-    return np.asarray(stamps.as_unit("us").asi8)
-
-
-def _at(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(micros))
+def _us(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def load_sessions(conn: Connection, tenant: str, bot: int, start: datetime, end: datetime,
-                  timeout: timedelta) -> tuple[list[Session], list[float]]:
+                  timeout: timedelta) -> tuple[Sessions, list[float]]:
     """The sessions starting in [start, end), followed past the end while open, and the
     response times of the period's interactions, sorted.
 
-    Boundaries and per-session figures are computed on whole columns (numpy): a Python
-    loop over a million rows cost more than reading them."""
-    rows = _session_rows(conn, tenant, bot, start - timeout, end)
-    if not rows:
-        return [], []
-    cols = list(zip(*rows, strict=True))
-    n = len(rows)
-    ids = np.fromiter(cols[0], dtype=np.int64, count=n)
-    member = np.fromiter(cols[1], dtype=np.int64, count=n)
-    chat = np.fromiter(cols[2], dtype=np.int64, count=n)
-    ts = _micros(conn, cols[3])
-    intents = cols[4]
-    handled = np.fromiter((bool(x) for x in cols[5]), dtype=bool, count=n)
-    escalated = np.fromiter((bool(x) for x in cols[6]), dtype=bool, count=n)
-    rt = np.fromiter((np.nan if x is None else x for x in cols[7]), dtype=float, count=n)
-    start_us = (start - _EPOCH) // timedelta(microseconds=1)
-    end_us = (end - _EPOCH) // timedelta(microseconds=1)
+    Rows are read as columns and sessions found on whole arrays (numpy): building a
+    Python object per row or per session cost more than the query."""
     timeout_us = timeout // timedelta(microseconds=1)
+    start_us, end_us = _us(start), _us(end)
+    cols = _session_columns(conn, tenant, bot, start - timeout, end)
+    rt = cols[_RT][(cols[_TS] >= start_us) & ~np.isnan(cols[_RT])]
+    times = np.sort(rt).tolist()
+    done: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]] = []
+    hi = end
+    while len(cols[_ID]):
+        cols, first = _split(cols, timeout_us)
+        n = len(cols[_ID])
+        last = np.append(first[1:], n) - 1
+        ts = cols[_TS]
+        # Sessions that started before ``start`` belong to the period before, and those
+        # starting at ``end`` or later to the next.
+        kept = (ts[first] >= start_us) & (ts[first] < end_us)
+        open_ = kept & (ts[last] + timeout_us >= _us(hi))
+        done.append((cols, first, kept & ~open_))
+        if not open_.any():
+            break
+        # Follow the open sessions into the next stretch: their rows and their members'
+        # later rows are split again.
+        row_open = np.repeat(open_, last - first + 1)
+        members = np.unique(cols[_MEMBER][first[open_]])
+        later = _session_columns(conn, tenant, bot, hi, hi + _FOLLOW_STEP, members)
+        cols = [np.concatenate((c[row_open], x)) for c, x in zip(cols, later, strict=True)]
+        hi += _FOLLOW_STEP
+    return _assemble(done), times
 
-    new = np.ones(n, dtype=bool)
-    new[1:] = ((member[1:] != member[:-1]) | (chat[1:] != chat[:-1])
-               | (ts[1:] - ts[:-1] > timeout_us))
-    first = np.flatnonzero(new)
-    last = np.append(first[1:], n) - 1
-    escalated_any = np.logical_or.reduceat(escalated, first)
-    kept: list[Session] = []
-    open_: dict[tuple[int, int], Session] = {}
-    # Sessions that started before ``start`` belong to the period before: skipped.
-    for i in np.flatnonzero(ts[first] >= start_us):
-        a, b = int(first[i]), int(last[i])
-        session = Session(_at(ts[a]), _at(ts[b]), b - a + 1, bool(escalated_any[i]),
-                          bool(handled[b]), intents[b], ids[a:b + 1].tolist())
-        kept.append(session)
-        if ts[b] + timeout_us >= end_us:
-            open_[(int(member[a]), int(chat[a]))] = session
-    _follow(conn, tenant, bot, open_, end, timeout, _parser(conn))
-    in_period = (ts >= start_us) & ~np.isnan(rt)
-    return kept, np.sort(rt[in_period]).tolist()
 
-
-def _follow(conn: Connection, tenant: str, bot: int, open_: dict[tuple[int, int], Session],
-            end: datetime, timeout: timedelta, parse: Any) -> None:
-    """Extend sessions still open at ``end`` with their later interactions."""
-    cursor = end
-    while open_:
-        upto = cursor + _FOLLOW_STEP
-        members = sorted({k[0] for k in open_})
-        for rid, member, chat, raw, intent, handled, escalated, _ in _session_rows(
-                conn, tenant, bot, cursor, upto, members):
-            session = open_.get((member, chat))
-            if session is None:
-                continue
-            ts = parse(raw)
-            if ts - session.last > timeout:
-                del open_[(member, chat)]
-                continue
-            session.add(rid, ts, intent, handled, escalated)
-        for k in [k for k, v in open_.items() if v.last + timeout < upto]:
-            del open_[k]
-        cursor = upto
+def _assemble(parts: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]]) -> Sessions:
+    """The chosen sessions of each split, as one set of columns."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "start", "last", "size", "escalated", "last_handled", "last_intent", "row_ids",
+        "row_session")}
+    offset = 0
+    for cols, first, chosen in parts:
+        n = len(cols[_ID])
+        last = np.append(first[1:], n) - 1
+        sizes = last - first + 1
+        a, b = first[chosen], last[chosen]
+        out["start"].append(cols[_TS][a])
+        out["last"].append(cols[_TS][b])
+        out["size"].append(sizes[chosen])
+        out["escalated"].append(
+            np.logical_or.reduceat(cols[_ESCALATED].astype(bool), first)[chosen])
+        out["last_handled"].append(cols[_HANDLED][b].astype(bool))
+        out["last_intent"].append(cols[_INTENT][b])
+        # Row -> its session's number among the chosen ones (-1: not chosen).
+        number = np.full(len(first), -1, dtype=np.int64)
+        number[chosen] = np.arange(offset, offset + int(chosen.sum()))
+        row_number = np.repeat(number, sizes)
+        mine = row_number >= 0
+        out["row_ids"].append(cols[_ID][mine])
+        out["row_session"].append(row_number[mine])
+        offset += int(chosen.sum())
+    if not parts:
+        return Sessions()
+    return Sessions(**{k: np.concatenate(v) for k, v in out.items()})
 
 
 def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: datetime,
                 timeout: timedelta, attribution_window: timedelta) -> PeriodData:
-    t = INTERACTIONS.c
     totals = load_totals(conn, tenant, bot, start, end)
     sessions, times = load_sessions(conn, tenant, bot, start, end, timeout)
     if times:
@@ -300,9 +338,7 @@ def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: d
         totals.response_time_p95 = float(times[max(1, math.ceil(0.95 * len(times))) - 1])
 
     new_members = _first_seen_in(conn, tenant, bot, start, end)
-    known = conn.execute(
-        sa.select(sa.func.count(sa.distinct(t.member_id)))
-        .where(t.tenant_id == tenant, t.bot_id == bot, t.ts < end)).scalar_one()
+    known = known_members(conn, tenant, bot, end)
 
     c, m = CONVERSIONS.c, MEMBERS.c
     buyers = CONVERSIONS.outerjoin(MEMBERS, sa.and_(
@@ -313,7 +349,8 @@ def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: d
                      .select_from(buyers)
                      .where(c.tenant_id == tenant, c.bot_id == bot, c.outcome == "purchased",
                             c.ts >= start, c.ts < end))]
-    last_seen = max((s.last for s in sessions), default=end)
+    last_seen = (_EPOCH + timedelta(microseconds=int(sessions.last.max()))
+                 if len(sessions) else end)
     triggers: dict[int, set[str]] = {}
     for r in conn.execute(
             sa.select(c.interaction_id, c.outcome)
@@ -334,9 +371,26 @@ def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: d
 def tenants_and_bots(conn: Connection, start: datetime, end: datetime
                      ) -> Iterable[tuple[str, int]]:
     """The (tenant, bot) pairs with interactions or conversions in [start, end)."""
-    t, c = INTERACTIONS.c, CONVERSIONS.c
-    pairs = {(r[0], r[1]) for r in conn.execute(
-        sa.select(t.tenant_id, t.bot_id).where(t.ts >= start, t.ts < end).distinct())}
-    pairs |= {(r[0], r[1]) for r in conn.execute(
-        sa.select(c.tenant_id, c.bot_id).where(c.ts >= start, c.ts < end).distinct())}
-    return sorted(pairs)
+    return sorted(set(_active_pairs(conn, INTERACTIONS, start, end))
+                  | set(_active_pairs(conn, CONVERSIONS, start, end)))
+
+
+def _active_pairs(conn: Connection, table: sa.Table, start: datetime, end: datetime
+                  ) -> Iterable[tuple[str, int]]:
+    """The (tenant, bot) pairs of ``table`` with a row in [start, end), walked in the
+    order of its (tenant, bot, time) index with one probe per step: the cost follows
+    the number of bots, not the size of the table."""
+    t = table.c
+    tenant = conn.execute(sa.select(sa.func.min(t.tenant_id))).scalar()
+    while tenant is not None:
+        bot = conn.execute(sa.select(sa.func.min(t.bot_id))
+                           .where(t.tenant_id == tenant)).scalar()
+        while bot is not None:
+            if conn.execute(sa.select(sa.exists().where(
+                    t.tenant_id == tenant, t.bot_id == bot, t.ts >= start,
+                    t.ts < end))).scalar():
+                yield tenant, int(bot)
+            bot = conn.execute(sa.select(sa.func.min(t.bot_id)).where(
+                t.tenant_id == tenant, t.bot_id > bot)).scalar()
+        tenant = conn.execute(sa.select(sa.func.min(t.tenant_id))
+                              .where(t.tenant_id > tenant)).scalar()

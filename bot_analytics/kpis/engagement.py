@@ -3,6 +3,8 @@ day: d1, d7, d30), stickiness, completion, bounce, interactions per session."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from .common import Kpi, rate
 from .data import PeriodData
 
@@ -25,11 +27,9 @@ def compute(d: PeriodData) -> list[Kpi]:
         dau_sum, month_days = d.daily_active
         if month_days:
             out.append(Kpi(CATEGORY, "stickiness", dau_sum / month_days / active, active))
-    completed = sum(1 for s in sessions
-                    if s.last_handled and s.last_intent not in NOT_COMPLETED)
-    out += rate(CATEGORY, "completion_rate", completed, len(sessions))
-    out += rate(CATEGORY, "bounce_rate", sum(1 for s in sessions if s.interactions == 1),
-                len(sessions))
+    completed = sessions.last_handled & ~np.isin(sessions.last_intent, list(NOT_COMPLETED))
+    out += rate(CATEGORY, "completion_rate", int(completed.sum()), len(sessions))
+    out += rate(CATEGORY, "bounce_rate", int((sessions.size == 1).sum()), len(sessions))
     if sessions:
         out.append(Kpi(CATEGORY, "interactions_per_session", n / len(sessions),
                        len(sessions)))

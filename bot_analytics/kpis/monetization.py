@@ -15,9 +15,9 @@ CATEGORY = "monetization"
 def compute(d: PeriodData) -> list[Kpi]:
     purchases = d.purchases
     out = [Kpi(CATEGORY, "conversions", len(purchases), len(purchases))]
-    buying = sum(1 for s in d.sessions
-                 if any("purchased" in d.trigger_outcomes.get(i, set()) for i in s.ids))
-    out += rate(CATEGORY, "conversion_rate", buying, len(d.sessions))
+    buying = d.sessions.led_to(i for i, outcomes in d.trigger_outcomes.items()
+                               if "purchased" in outcomes)
+    out += rate(CATEGORY, "conversion_rate", int(buying.sum()), len(d.sessions))
     by_currency: dict[str | None, list[int]] = defaultdict(list)
     for p in purchases:
         by_currency[p.currency].append(p.amount_minor)

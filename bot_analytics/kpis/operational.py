@@ -12,11 +12,11 @@ RESOLVING = frozenset({"purchased", "resolved"})
 def compute(d: PeriodData) -> list[Kpi]:
     sessions = d.sessions
     totals = d.totals
-    out = rate(CATEGORY, "containment_rate",
-               sum(1 for s in sessions if not s.escalated), len(sessions))
-    resolved = sum(1 for s in sessions
-                   if any(d.trigger_outcomes.get(i, set()) & RESOLVING for i in s.ids))
-    out += rate(CATEGORY, "resolution_rate", resolved, len(sessions))
+    out = rate(CATEGORY, "containment_rate", int((~sessions.escalated).sum()),
+               len(sessions))
+    resolved = sessions.led_to(i for i, outcomes in d.trigger_outcomes.items()
+                               if outcomes & RESOLVING)
+    out += rate(CATEGORY, "resolution_rate", int(resolved.sum()), len(sessions))
     out += rate(CATEGORY, "fallback_rate", totals.fallbacks, totals.interactions)
     out += rate(CATEGORY, "error_rate", totals.errors, totals.interactions)
     n = totals.replied
