@@ -3,7 +3,7 @@
 
     python benchmarks/bench_rollup.py [--rows 1000000] [--members 50000]
                                       [--database-url URL] [--history-days 0]
-                                      [--no-fill] [--repeat 2]
+                                      [--no-fill] [--repeat 3]
 
 ``--history-days N`` first fills N earlier days with the same volume, to show whether
 the cost follows the period's rows or the whole table's (``--history-days 9``: ten
@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--history-days", type=int, default=0)
     p.add_argument("--no-fill", action="store_true",
                    help="the database already holds the rows of an earlier run: only roll up")
-    p.add_argument("--repeat", type=int, default=2,
+    p.add_argument("--repeat", type=int, default=3,
                    help="roll the day up this many times (the first run includes imports)")
     a = p.parse_args()
     url = a.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'rollup.sqlite3'}"

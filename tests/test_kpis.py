@@ -342,11 +342,15 @@ def test_stickiness_is_mean_daily_actives_over_monthly_actives(database_url: str
     engine.dispose()
 
 
-def test_sessions_are_followed_many_hours_past_the_period(database_url: str) -> None:
+def test_sessions_are_followed_many_hours_past_the_period(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Member 1 chats every 20 minutes from 23:00 on day D to 09:00 on D+1: one session
     of D that ends in 'unknown' and whose 08:00 message led to a resolution. Member 2
-    says hello once at noon on D."""
+    says hello once at noon on D; member 3 at 23:50 and again at 00:10."""
+    from bot_analytics.kpis import data
     from bot_analytics.kpis.rollup import compute_period
+
+    monkeypatch.setattr(data, "_SLICE", 1)  # open sessions' members asked for one by one
 
     engine = db.create_db_engine(database_url)
     db.upgrade(engine)
@@ -355,6 +359,8 @@ def test_sessions_are_followed_many_hours_past_the_period(database_url: str) -> 
     rows = [_visit(i, 1, ts) for i, ts in enumerate(chat)]
     rows[-1]["intent"] = "unknown"
     rows.append(_visit(100, 2, d + timedelta(hours=12)))
+    rows += [_visit(101, 3, d + timedelta(hours=23, minutes=50)),
+             _visit(102, 3, d + timedelta(hours=24, minutes=10))]
     store = BatchStore(engine, TIMEOUT)
     store.write(rows, [], [], [])
     store.write([], [], [], [{
@@ -365,15 +371,15 @@ def test_sessions_are_followed_many_hours_past_the_period(database_url: str) -> 
     assert chat[-1] - chat[0] == timedelta(hours=10)
     kpis = {k.metric: k for k in compute_period(engine, "t", 1, "daily", d,
                                                 now=d + timedelta(days=3))}
-    assert (kpis["sessions"].value, kpis["interactions"].value) == (2, 4)
-    assert kpis["bounce_rate"].value == 0.5           # member 2's hello
-    assert kpis["completion_rate"].value == 0.5       # member 1's session ends in unknown
-    assert kpis["resolution_rate"].value == 0.5       # ... and led to a resolution
-    assert kpis["interactions_per_session"].value == 2
+    assert (kpis["sessions"].value, kpis["interactions"].value) == (3, 5)
+    assert kpis["bounce_rate"].value == pytest.approx(1 / 3)      # member 2's hello
+    assert kpis["completion_rate"].value == pytest.approx(2 / 3)  # 1's ends in unknown
+    assert kpis["resolution_rate"].value == pytest.approx(1 / 3)  # ... and resolved
+    assert kpis["interactions_per_session"].value == pytest.approx(5 / 3)
     # The next day holds the rest of member 1's messages but no session of its own.
     after = {k.metric: k for k in compute_period(engine, "t", 1, "daily",
                                                  d + timedelta(days=1),
                                                  now=d + timedelta(days=3))}
-    assert (after["sessions"].value, after["interactions"].value) == (0, 28)
+    assert (after["sessions"].value, after["interactions"].value) == (0, 29)
     assert "bounce_rate" not in after                 # no sessions: no rate (KPIS.md)
     engine.dispose()

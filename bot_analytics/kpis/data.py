@@ -158,11 +158,12 @@ def known_members(conn: Connection, tenant: str, bot: int, end: datetime) -> int
 
 
 def load_retention(conn: Connection, tenant: str, bot: int, day: datetime, now: datetime,
-                   days: tuple[int, ...] = RETENTION_DAYS, cohort: set[int] | None = None
+                   days: tuple[int, ...] = RETENTION_DAYS, cohort: set[int] | None = None,
+                   active: dict[tuple[str, int, datetime], set[int]] | None = None
                    ) -> dict[int, tuple[int, int]]:
     """Of the members whose first interaction ever (with this bot) is on ``day``
     (``cohort`` when already known), how many interacted on day + N, for each N whose
-    day has ended by ``now``."""
+    day has ended by ``now``. ``active`` keeps each day's members between calls."""
     due = [n for n in days if day + timedelta(days=n + 1) <= now]
     if not due:
         return {}
@@ -173,8 +174,13 @@ def load_retention(conn: Connection, tenant: str, bot: int, day: datetime, now: 
     out: dict[int, tuple[int, int]] = {}
     for n in due:
         lo = day + timedelta(days=n)
-        back = {row[0] for row in raw_rows(conn, _members_between(
-            tenant, bot, lo, lo + timedelta(days=1)))}
+        key = (tenant, bot, lo)
+        back = active.get(key) if active is not None else None
+        if back is None:
+            back = {row[0] for row in raw_rows(conn, _members_between(
+                tenant, bot, lo, lo + timedelta(days=1)))}
+            if active is not None:
+                active[key] = back
         out[n] = (len(members & back), len(members))
     return out
 
@@ -236,10 +242,16 @@ def _session_columns(conn: Connection, tenant: str, bot: int, lo: datetime, hi: 
                      epoch_micros(conn, t.ts), t.intent, sa.cast(t.handled, sa.Integer),
                      sa.cast(t.escalated, sa.Integer), t.response_time_ms).where(
         t.tenant_id == tenant, t.bot_id == bot, t.ts >= lo, t.ts < hi)
-    if members is not None:
-        stmt = stmt.where(t.member_id.in_(members.tolist()))
-    return read_columns(conn, stmt, ("int", "int", "int", "int", "text", "int", "int",
-                                     "float"))
+    kinds = ("int", "int", "int", "int", "text", "int", "int", "float")
+    if members is None:
+        return read_columns(conn, stmt, kinds)
+    # In slices: SQLite takes at most 32,766 parameters in one statement.
+    parts = [read_columns(conn, stmt.where(t.member_id.in_(members[i:i + _SLICE].tolist())),
+                          kinds) for i in range(0, len(members), _SLICE)]
+    return [np.concatenate(column) for column in zip(*parts, strict=True)]
+
+
+_SLICE = 10_000
 
 
 def _split(cols: list[np.ndarray], timeout_us: int) -> tuple[list[np.ndarray], np.ndarray]:

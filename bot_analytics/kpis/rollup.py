@@ -105,13 +105,16 @@ def _update_cohorts(engine: Engine, day: datetime, now: datetime) -> int:
     store it on their own days, replacing only that metric."""
     k = KPI_METRICS.c
     written = 0
+    # Every cohort is compared with the members of ``day``: read them once.
+    active: dict[tuple[str, int, datetime], set[int]] = {}
     for n in RETENTION_DAYS:
         cohort_day = day - timedelta(days=n)
         metric = f"retention_d{n}"
         with engine.begin() as conn:
             for tenant, bot in tenants_and_bots(conn, cohort_day,
                                                 cohort_day + timedelta(days=1)):
-                known = load_retention(conn, tenant, bot, cohort_day, now, (n,))
+                known = load_retention(conn, tenant, bot, cohort_day, now, (n,),
+                                       active=active)
                 conn.execute(sa.delete(KPI_METRICS).where(
                     k.tenant_id == tenant, k.bot_id == bot, k.aggregation_period == "daily",
                     k.period_start == cohort_day, k.metric_type == metric))
