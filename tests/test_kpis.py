@@ -358,7 +358,7 @@ def test_sessions_are_followed_many_hours_past_the_period(
     chat = [d + timedelta(hours=23, minutes=20 * i) for i in range(31)]
     rows = [_visit(i, 1, ts) for i, ts in enumerate(chat)]
     rows[-1]["intent"] = "unknown"
-    rows.append(_visit(100, 2, d + timedelta(hours=12)))
+    rows.append({**_visit(100, 2, d + timedelta(hours=12)), "intent": None})  # no intent
     rows += [_visit(101, 3, d + timedelta(hours=23, minutes=50)),
              _visit(102, 3, d + timedelta(hours=24, minutes=10))]
     store = BatchStore(engine, TIMEOUT)

@@ -27,7 +27,11 @@ def compute(d: PeriodData) -> list[Kpi]:
         dau_sum, month_days = d.daily_active
         if month_days:
             out.append(Kpi(CATEGORY, "stickiness", dau_sum / month_days / active, active))
-    completed = sessions.last_handled & ~np.isin(sessions.last_intent, list(NOT_COMPLETED))
+    # Compared one name at a time: the intents are objects and may be None.
+    unfinished = np.zeros(len(sessions), dtype=bool)
+    for intent in NOT_COMPLETED:
+        unfinished |= sessions.last_intent == intent
+    completed = sessions.last_handled & ~unfinished
     out += rate(CATEGORY, "completion_rate", int(completed.sum()), len(sessions))
     out += rate(CATEGORY, "bounce_rate", int((sessions.size == 1).sum()), len(sessions))
     if sessions:

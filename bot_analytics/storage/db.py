@@ -128,7 +128,7 @@ def read_columns(conn: Connection, stmt: sa.Select[Any], kinds: Sequence[str]
     rows, where building a Python tuple per row cost more than the query.
 
     ``kinds`` names each selected column's kind: ``int`` (never NULL; an int64 array),
-    ``float`` (an float64 array, NULL as NaN) or ``text`` (an object array, NULL as
+    ``float`` (a float64 array, NULL as NaN) or ``text`` (an object array, NULL as
     None). Row order is the select's. PostgreSQL sends the rows with COPY as CSV;
     SQLite concatenates each column into one string (``group_concat``) in a single
     pass, so every column lists the same rows in the same order. SQLite writes floats
