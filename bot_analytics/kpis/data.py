@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from ..storage.db import day_of, epoch_micros, raw_rows, read_columns
 from ..storage.queries import CONVERSIONS, FEEDBACK, INTERACTIONS, MEMBERS
+from .common import nearest_rank
 
 # How far past the period's end one query follows sessions that are still open.
 _FOLLOW_STEP = timedelta(hours=6)
@@ -36,7 +37,6 @@ class Sessions:
     each of their interactions belongs to (to find the sessions that led to an
     outcome)."""
 
-    start: np.ndarray = field(default_factory=lambda: _NO_INT)  # epoch microseconds
     last: np.ndarray = field(default_factory=lambda: _NO_INT)  # epoch microseconds
     size: np.ndarray = field(default_factory=lambda: _NO_INT)  # interactions
     escalated: np.ndarray = field(default_factory=lambda: _NO_BOOL)
@@ -231,6 +231,8 @@ def load_totals(conn: Connection, tenant: str, bot: int, start: datetime,
 
 # The columns sessions are built from, in this order.
 _ID, _MEMBER, _CHAT, _TS, _INTENT, _HANDLED, _ESCALATED, _RT = range(8)
+# Open sessions' members asked for at a time: SQLite takes at most 32,766 parameters.
+_SLICE = 10_000
 
 
 def _session_columns(conn: Connection, tenant: str, bot: int, lo: datetime, hi: datetime,
@@ -245,25 +247,23 @@ def _session_columns(conn: Connection, tenant: str, bot: int, lo: datetime, hi: 
     kinds = ("int", "int", "int", "int", "text", "int", "int", "float")
     if members is None:
         return read_columns(conn, stmt, kinds)
-    # In slices: SQLite takes at most 32,766 parameters in one statement.
     parts = [read_columns(conn, stmt.where(t.member_id.in_(members[i:i + _SLICE].tolist())),
                           kinds) for i in range(0, len(members), _SLICE)]
     return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
 
-_SLICE = 10_000
-
-
-def _split(cols: list[np.ndarray], timeout_us: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _split(cols: list[np.ndarray], timeout_us: int
+           ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Sort rows into session order (member, chat, time, id) and return them with the
-    index of each session's first row."""
+    index of each session's first and last row."""
     order = np.lexsort((cols[_ID], cols[_TS], cols[_CHAT], cols[_MEMBER]))
     cols = [c[order] for c in cols]
     member, chat, ts = cols[_MEMBER], cols[_CHAT], cols[_TS]
     new = np.ones(len(ts), dtype=bool)
     new[1:] = ((member[1:] != member[:-1]) | (chat[1:] != chat[:-1])
                | (ts[1:] - ts[:-1] > timeout_us))
-    return cols, np.flatnonzero(new)
+    first = np.flatnonzero(new)
+    return cols, first, np.append(first[1:], len(ts)) - 1
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -285,18 +285,16 @@ def load_sessions(conn: Connection, tenant: str, bot: int, start: datetime, end:
     cols = _session_columns(conn, tenant, bot, start - timeout, end)
     rt = cols[_RT][(cols[_TS] >= start_us) & ~np.isnan(cols[_RT])]
     times = np.sort(rt).tolist()
-    done: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]] = []
+    done: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]] = []
     hi = end
     while len(cols[_ID]):
-        cols, first = _split(cols, timeout_us)
-        n = len(cols[_ID])
-        last = np.append(first[1:], n) - 1
+        cols, first, last = _split(cols, timeout_us)
         ts = cols[_TS]
         # Sessions that started before ``start`` belong to the period before, and those
         # starting at ``end`` or later to the next.
         kept = (ts[first] >= start_us) & (ts[first] < end_us)
         open_ = kept & (ts[last] + timeout_us >= _us(hi))
-        done.append((cols, first, kept & ~open_))
+        done.append((cols, first, last, kept & ~open_))
         if not open_.any():
             break
         # Follow the open sessions into the next stretch: their rows and their members'
@@ -309,18 +307,16 @@ def load_sessions(conn: Connection, tenant: str, bot: int, start: datetime, end:
     return _assemble(done), times
 
 
-def _assemble(parts: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]]) -> Sessions:
+def _assemble(parts: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]]
+              ) -> Sessions:
     """The chosen sessions of each split, as one set of columns."""
     out: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "start", "last", "size", "escalated", "last_handled", "last_intent", "row_ids",
+        "last", "size", "escalated", "last_handled", "last_intent", "row_ids",
         "row_session")}
     offset = 0
-    for cols, first, chosen in parts:
-        n = len(cols[_ID])
-        last = np.append(first[1:], n) - 1
+    for cols, first, last, chosen in parts:
         sizes = last - first + 1
-        a, b = first[chosen], last[chosen]
-        out["start"].append(cols[_TS][a])
+        b = last[chosen]
         out["last"].append(cols[_TS][b])
         out["size"].append(sizes[chosen])
         out["escalated"].append(
@@ -346,8 +342,8 @@ def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: d
     sessions, times = load_sessions(conn, tenant, bot, start, end, timeout)
     if times:
         # Nearest rank: the value at rank ceil(p * n) in ascending order.
-        totals.response_time_p50 = float(times[max(1, math.ceil(0.5 * len(times))) - 1])
-        totals.response_time_p95 = float(times[max(1, math.ceil(0.95 * len(times))) - 1])
+        totals.response_time_p50 = float(nearest_rank(times, 0.5))
+        totals.response_time_p95 = float(nearest_rank(times, 0.95))
 
     new_members = _first_seen_in(conn, tenant, bot, start, end)
     known = known_members(conn, tenant, bot, end)

@@ -118,8 +118,9 @@ def epoch_micros(conn: Connection, column: Any) -> Any:
     return sa.cast(sa.func.round(sa.extract("epoch", column) * 1_000_000), sa.BigInteger)
 
 
-#: What ``read_columns`` can return for a selected column.
+#: What ``read_columns`` can return for a selected column, and the array type of each.
 COLUMN_KINDS = ("int", "float", "text")
+_COLUMN_DTYPES = {"int": "int64", "float": "float64", "text": "object"}
 
 
 def read_columns(conn: Connection, stmt: sa.Select[Any], kinds: Sequence[str]
@@ -163,14 +164,12 @@ def read_columns(conn: Connection, stmt: sa.Select[Any], kinds: Sequence[str]
     out: list[Any] = []
     for text, k in zip(row[1:], kinds, strict=True):
         if n == 0:
-            out.append(np.empty(0, dtype=object if k == "text" else
-                                np.int64 if k == "int" else float))
+            out.append(np.empty(0, dtype=_COLUMN_DTYPES[k]))
             continue
         if k == "text":
             values = _decode_text(pd.Categorical(text.split("\x1e")))
         else:
-            values = np.fromstring(text, sep=",",
-                                   dtype=np.int64 if k == "int" else float)
+            values = np.fromstring(text, sep=",", dtype=_COLUMN_DTYPES[k])
         if len(values) != n:
             raise ValueError(f"read_columns: a {k} column came back with {len(values)} of "
                              f"{n} values (a NULL integer, or a text holding U+001E)")
@@ -198,8 +197,7 @@ def _read_columns_copy(conn: Connection, stmt: sa.Select[Any], kinds: Sequence[s
         cursor.close()
     names = [f"c{i}" for i in range(len(kinds))]
     if buf.tell() == 0:
-        return [np.empty(0, dtype=object if k == "text" else np.int64 if k == "int"
-                         else float) for k in kinds]
+        return [np.empty(0, dtype=_COLUMN_DTYPES[k]) for k in kinds]
     buf.seek(0)
     # pandas 3 parses floats exactly by default and warns about the option.
     exact: dict[str, Any] = ({} if int(pd.__version__.split(".")[0]) >= 3
@@ -207,8 +205,7 @@ def _read_columns_copy(conn: Connection, stmt: sa.Select[Any], kinds: Sequence[s
     frame = pd.read_csv(buf, header=None, names=names, keep_default_na=False, **exact,
                         na_values={n: [""] for n, k in zip(names, kinds, strict=True)
                                    if k == "float"},
-                        dtype={n: ("int64" if k == "int" else "float64" if k == "float"
-                                   else "category")
+                        dtype={n: "category" if k == "text" else _COLUMN_DTYPES[k]
                                for n, k in zip(names, kinds, strict=True)})
     out: list[Any] = []
     for name, k in zip(names, kinds, strict=True):
