@@ -18,6 +18,7 @@ from bot_analytics.storage import db
 from bot_analytics.storage.queries import BatchStore
 
 TIMEOUT = timedelta(minutes=30)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIRST = datetime(2025, 12, 30, 20, 0, tzinfo=UTC)   # a Tuesday; the ISO week spans New Year
 LAST = datetime(2026, 1, 3, 6, 0, tzinfo=UTC)
 INTENTS = ["greeting", "pricing", "unknown", "escalate", "abandoned", "purchase", "/start"]
@@ -382,4 +383,44 @@ def test_sessions_are_followed_many_hours_past_the_period(
                                                  now=d + timedelta(days=3))}
     assert (after["sessions"].value, after["interactions"].value) == (0, 29)
     assert "bounce_rate" not in after                 # no sessions: no rate (KPIS.md)
+    engine.dispose()
+
+
+def test_first_seen_and_active_bots_against_the_raw_rows(database_url: str) -> None:
+    """Three bots of one tenant share member ids, each member with rows on several days
+    in no particular order: each bot's first-seen table equals a pandas minimum over its
+    rows, and only bots with a row inside a period are active in it, whatever lies
+    just before or exactly at its end."""
+    from bot_analytics.kpis.data import first_seen, tenants_and_bots
+
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    rng = random.Random(7)
+    d = datetime(2026, 5, 4, tzinfo=UTC)
+    rows = []
+    for n in range(600):
+        row = _visit(n, rng.randint(1, 40), d + timedelta(
+            days=rng.randint(-20, 5), seconds=rng.randint(0, 86_399),
+            microseconds=rng.randint(0, 999_999)))
+        rows.append({**row, "bot_id": rng.choice([1, 2])})
+    # Bot 3 has rows only just before day D and exactly at its end.
+    rows += [{**_visit(1000, 5, d - timedelta(microseconds=1)), "bot_id": 3},
+             {**_visit(1001, 6, d + timedelta(days=1)), "bot_id": 3}]
+    BatchStore(engine, TIMEOUT).write(rows, [], [], [])
+    frame = pd.DataFrame(rows)
+    with engine.connect() as conn:
+        for bot in (1, 2, 3):
+            seen = first_seen(conn, "t", bot)
+            expected = frame[frame.bot_id == bot].groupby("member_id").ts.min()
+            got = pd.Series([EPOCH + timedelta(microseconds=int(us)) for us in seen.first],
+                            index=seen.members)
+            assert got.sort_index().to_dict() == expected.to_dict()
+            assert seen.known_before(d) == int((expected < d).sum())
+            assert seen.new_in(d, d + timedelta(days=1)) == set(
+                expected[(expected >= d) & (expected < d + timedelta(days=1))].index)
+        assert list(tenants_and_bots(conn, d, d + timedelta(days=1))) == [("t", 1), ("t", 2)]
+        assert list(tenants_and_bots(conn, d + timedelta(days=1), d + timedelta(days=2))
+                    ) == [("t", 1), ("t", 2), ("t", 3)]
+        assert list(tenants_and_bots(conn, d + timedelta(days=6), d + timedelta(days=7))
+                    ) == []
     engine.dispose()

@@ -152,7 +152,8 @@ def test_every_package_is_installed() -> None:
 
 def test_read_columns_returns_every_value_exactly(database_url: str) -> None:
     """Columns read in bulk equal the rows the driver returns one by one: NULL and empty
-    texts kept apart, commas, quotes, new lines, other scripts, doubles to the last bit."""
+    texts kept apart, commas, quotes, new lines, other scripts, doubles to the last bit,
+    timestamps to the microsecond."""
     import numpy as np
 
     from bot_analytics.storage.queries import INTERACTIONS
@@ -165,7 +166,9 @@ def test_read_columns_returns_every_value_exactly(database_url: str) -> None:
     base = {"tenant_id": "t", "bot_id": 1, "event_type": "message", "chat_type": "private",
             "handled": True, "handler_time_ms": 1.0, "reply_count": 0,
             "escalated": False, "monetization_event": False}
-    moments = [T0 + timedelta(microseconds=7 * i + 1) for i in range(len(texts))]
+    # Some a microsecond before a whole second, which millisecond rounding would move.
+    moments = [T0 + timedelta(seconds=i, microseconds=999_999 if i % 2 else 7 * i + 1)
+               for i in range(len(texts))]
     with engine.begin() as conn:
         db.insert_ignore(conn, INTERACTIONS, [
             {**base, "update_id": i, "ts": moments[i], "member_id": 10 ** 12 + i,

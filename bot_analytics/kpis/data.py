@@ -104,8 +104,6 @@ class PeriodData:
     #: Monthly periods: (sum of the daily active users over the month's days so far,
     #: number of those days).
     daily_active: tuple[int, int] | None = None
-    #: The members whose first interaction ever is in the period (a day's cohort).
-    new_members: set[int] = field(default_factory=set)
 
 
 RETENTION_DAYS = (1, 7, 30)
@@ -122,65 +120,88 @@ def _members_between(tenant: str, bot: int, start: datetime, end: datetime
         t.tenant_id == tenant, t.bot_id == bot, t.ts >= start, t.ts < end).distinct()
 
 
-def _first_seen_in(conn: Connection, tenant: str, bot: int, start: datetime,
-                   end: datetime) -> set[int]:
-    """The members whose first interaction ever (with this bot) is in [start, end)."""
-    # Each member of the period is looked up once, not once per interaction.
-    active = _members_between(tenant, bot, start, end).subquery()
-    earlier = INTERACTIONS.alias("earlier")
-    return {row[0] for row in raw_rows(conn, sa.select(active.c.member_id).where(
-        ~sa.exists().where(earlier.c.tenant_id == tenant, earlier.c.bot_id == bot,
-                           earlier.c.member_id == active.c.member_id,
-                           earlier.c.ts < start)))}
+@dataclass
+class FirstSeen:
+    """When each member of a bot first interacted with it: member ids and epoch
+    microseconds, one entry per member."""
+
+    members: np.ndarray
+    first: np.ndarray
+
+    def known_before(self, end: datetime) -> int:
+        """How many members interacted with the bot before ``end``."""
+        return int(np.count_nonzero(self.first < _us(end)))
+
+    def new_in(self, start: datetime, end: datetime) -> set[int]:
+        """The members whose first interaction ever is in [start, end) (a cohort)."""
+        hit = (self.first >= _us(start)) & (self.first < _us(end))
+        return set(self.members[hit].tolist())
 
 
-def known_members(conn: Connection, tenant: str, bot: int, end: datetime) -> int:
-    """How many members interacted with the bot before ``end``.
+def first_seen(conn: Connection, tenant: str, bot: int) -> FirstSeen:
+    """Every member's first interaction with the bot.
 
-    A count of distinct members over every earlier row would cost as much as the whole
-    table; instead the bot's member ids are walked in the order of the (tenant, bot,
-    member, time) index, one probe each (a loose index scan), and each is checked for a
-    row before ``end``: the cost follows the number of members, not of interactions."""
+    A grouped ``min(ts)`` over the bot's rows would cost as much as the whole table;
+    instead the bot's member ids are walked in the order of the (tenant, bot, member,
+    time) index, one probe each (a loose index scan), and each member's first row is the
+    first entry of its stretch of that index: the cost follows the number of members,
+    not of interactions. New users, members known at a period's end and the cohorts of
+    earlier days are all read off this one walk."""
     t = INTERACTIONS.c
-    first = sa.select(sa.func.min(t.member_id).label("id")).where(
+    start = sa.select(sa.func.min(t.member_id).label("id")).where(
         t.tenant_id == tenant, t.bot_id == bot)
-    ids = first.cte("member_ids", recursive=True)
+    ids = start.cte("member_ids", recursive=True)
     after = sa.select(sa.func.min(t.member_id)).where(
         t.tenant_id == tenant, t.bot_id == bot, t.member_id > ids.c.id).scalar_subquery()
     ids = ids.union_all(sa.select(after).where(ids.c.id.is_not(None)))
     row = INTERACTIONS.alias("row")
-    # The check sits in the select list so that PostgreSQL probes the index once per
-    # member rather than hashing every earlier row into a semi-join.
-    seen = sa.case((sa.exists().where(row.c.tenant_id == tenant, row.c.member_id == ids.c.id,
-                                      row.c.bot_id == bot, row.c.ts < end), 1), else_=0)
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(seen), 0))
-                            .select_from(ids).where(ids.c.id.is_not(None))).scalar_one())
+    first = sa.select(sa.func.min(row.c.ts)).where(
+        row.c.tenant_id == tenant, row.c.bot_id == bot, row.c.member_id == ids.c.id
+    ).scalar_subquery()
+    walked = sa.select(ids.c.id, first.label("first")).where(ids.c.id.is_not(None)).subquery()
+    members, first_us = read_columns(
+        conn, sa.select(walked.c.id, epoch_micros(conn, walked.c.first)), ("int", "int"))
+    return FirstSeen(members, first_us)
+
+
+@dataclass
+class Memo:
+    """What one rollup run reads once and uses for several periods: each bot's
+    first-seen table, and the members active in a span (tenant, bot, start, end)."""
+
+    first_seen: dict[tuple[str, int], FirstSeen] = field(default_factory=dict)
+    active: dict[tuple[str, int, datetime, datetime], set[int]] = field(default_factory=dict)
+
+    def seen(self, conn: Connection, tenant: str, bot: int) -> FirstSeen:
+        if (tenant, bot) not in self.first_seen:
+            self.first_seen[tenant, bot] = first_seen(conn, tenant, bot)
+        return self.first_seen[tenant, bot]
+
+    def members(self, conn: Connection, tenant: str, bot: int, start: datetime,
+                end: datetime) -> set[int]:
+        key = (tenant, bot, start, end)
+        if key not in self.active:
+            self.active[key] = {row[0] for row in raw_rows(
+                conn, _members_between(tenant, bot, start, end))}
+        return self.active[key]
 
 
 def load_retention(conn: Connection, tenant: str, bot: int, day: datetime, now: datetime,
-                   days: tuple[int, ...] = RETENTION_DAYS, cohort: set[int] | None = None,
-                   active: dict[tuple[str, int, datetime], set[int]] | None = None
+                   days: tuple[int, ...] = RETENTION_DAYS, memo: Memo | None = None
                    ) -> dict[int, tuple[int, int]]:
-    """Of the members whose first interaction ever (with this bot) is on ``day``
-    (``cohort`` when already known), how many interacted on day + N, for each N whose
-    day has ended by ``now``. ``active`` keeps each day's members between calls."""
+    """Of the members whose first interaction ever (with this bot) is on ``day``, how
+    many interacted on day + N, for each N whose day has ended by ``now``."""
     due = [n for n in days if day + timedelta(days=n + 1) <= now]
     if not due:
         return {}
-    members = cohort if cohort is not None else _first_seen_in(
-        conn, tenant, bot, day, day + timedelta(days=1))
+    memo = memo if memo is not None else Memo()
+    members = memo.seen(conn, tenant, bot).new_in(day, day + timedelta(days=1))
     if not members:
         return {}
     out: dict[int, tuple[int, int]] = {}
     for n in due:
         lo = day + timedelta(days=n)
-        key = (tenant, bot, lo)
-        back = active.get(key) if active is not None else None
-        if back is None:
-            back = {row[0] for row in raw_rows(conn, _members_between(
-                tenant, bot, lo, lo + timedelta(days=1)))}
-            if active is not None:
-                active[key] = back
+        back = memo.members(conn, tenant, bot, lo, lo + timedelta(days=1))
         out[n] = (len(members & back), len(members))
     return out
 
@@ -215,18 +236,16 @@ def load_totals(conn: Connection, tenant: str, bot: int, start: datetime,
         return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
 
     row = conn.execute(sa.select(
-        sa.func.count(), sa.func.count(sa.distinct(t.member_id)),
-        count_if(sa.or_(t.intent == "unknown", sa.not_(t.handled))),
+        sa.func.count(), count_if(sa.or_(t.intent == "unknown", sa.not_(t.handled))),
         count_if(t.error.is_not(None)),
         sa.func.count(t.response_time_ms), sa.func.coalesce(sa.func.sum(t.response_time_ms), 0),
         sa.func.count(t.sentiment_score), sa.func.coalesce(sa.func.sum(t.sentiment_score), 0),
         count_if(t.sentiment == "positive"), count_if(t.sentiment == "neutral"),
         count_if(t.sentiment == "negative")).where(*where)).one()
-    totals = Totals(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]),
-                    float(row[5]), None, None, int(row[6]), float(row[7]),
-                    {"positive": int(row[8]), "neutral": int(row[9]),
-                     "negative": int(row[10])})
-    return totals
+    # Active users are counted from the period's member column (load_sessions).
+    return Totals(int(row[0]), 0, int(row[1]), int(row[2]), int(row[3]), float(row[4]),
+                  None, None, int(row[5]), float(row[6]),
+                  {"positive": int(row[7]), "neutral": int(row[8]), "negative": int(row[9])})
 
 
 # The columns sessions are built from, in this order.
@@ -274,17 +293,18 @@ def _us(moment: datetime) -> int:
 
 
 def load_sessions(conn: Connection, tenant: str, bot: int, start: datetime, end: datetime,
-                  timeout: timedelta) -> tuple[Sessions, list[float]]:
-    """The sessions starting in [start, end), followed past the end while open, and the
-    response times of the period's interactions, sorted.
+                  timeout: timedelta) -> tuple[Sessions, list[float], set[int]]:
+    """The sessions starting in [start, end), followed past the end while open; the
+    response times of the period's interactions, sorted; the period's members.
 
     Rows are read as columns and sessions found on whole arrays (numpy): building a
     Python object per row or per session cost more than the query."""
     timeout_us = timeout // timedelta(microseconds=1)
     start_us, end_us = _us(start), _us(end)
     cols = _session_columns(conn, tenant, bot, start - timeout, end)
-    rt = cols[_RT][(cols[_TS] >= start_us) & ~np.isnan(cols[_RT])]
-    times = np.sort(rt).tolist()
+    in_period = cols[_TS] >= start_us
+    times = np.sort(cols[_RT][in_period & ~np.isnan(cols[_RT])]).tolist()
+    period_members = set(np.unique(cols[_MEMBER][in_period]).tolist())
     done: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]] = []
     hi = end
     while len(cols[_ID]):
@@ -304,7 +324,7 @@ def load_sessions(conn: Connection, tenant: str, bot: int, start: datetime, end:
         later = _session_columns(conn, tenant, bot, hi, hi + _FOLLOW_STEP, members)
         cols = [np.concatenate((c[row_open], x)) for c, x in zip(cols, later, strict=True)]
         hi += _FOLLOW_STEP
-    return _assemble(done), times
+    return _assemble(done), times, period_members
 
 
 def _assemble(parts: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]]
@@ -337,16 +357,21 @@ def _assemble(parts: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.nda
 
 
 def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: datetime,
-                timeout: timedelta, attribution_window: timedelta) -> PeriodData:
+                timeout: timedelta, attribution_window: timedelta, memo: Memo | None = None
+                ) -> PeriodData:
+    """Everything the KPI families read for one period. ``memo`` keeps the bot's
+    first-seen table and the period's members for later periods of the same run."""
+    memo = memo if memo is not None else Memo()
     totals = load_totals(conn, tenant, bot, start, end)
-    sessions, times = load_sessions(conn, tenant, bot, start, end, timeout)
+    sessions, times, members = load_sessions(conn, tenant, bot, start, end, timeout)
+    totals.active_users = len(members)
+    memo.active[tenant, bot, start, end] = members
     if times:
         # Nearest rank: the value at rank ceil(p * n) in ascending order.
         totals.response_time_p50 = float(nearest_rank(times, 0.5))
         totals.response_time_p95 = float(nearest_rank(times, 0.95))
 
-    new_members = _first_seen_in(conn, tenant, bot, start, end)
-    known = known_members(conn, tenant, bot, end)
+    seen = memo.seen(conn, tenant, bot)
 
     c, m = CONVERSIONS.c, MEMBERS.c
     buyers = CONVERSIONS.outerjoin(MEMBERS, sa.and_(
@@ -371,9 +396,9 @@ def load_period(conn: Connection, tenant: str, bot: int, start: datetime, end: d
         sa.func.count(), sa.func.coalesce(sa.func.sum(f.csat_rating), 0),
         sa.func.coalesce(sa.func.sum(sa.case((f.csat_rating >= 4, 1), else_=0)), 0))
         .where(f.tenant_id == tenant, f.bot_id == bot, f.ts >= start, f.ts < end)).one()
-    return PeriodData(start, end, totals, sessions, len(new_members), known, purchases,
-                      triggers, (int(rated[0]), int(rated[1]), int(rated[2])),
-                      new_members=new_members)
+    return PeriodData(start, end, totals, sessions, len(seen.new_in(start, end)),
+                      seen.known_before(end), purchases, triggers,
+                      (int(rated[0]), int(rated[1]), int(rated[2])))
 
 
 def tenants_and_bots(conn: Connection, start: datetime, end: datetime
@@ -394,9 +419,11 @@ def _active_pairs(conn: Connection, table: sa.Table, start: datetime, end: datet
         bot = conn.execute(sa.select(sa.func.min(t.bot_id))
                            .where(t.tenant_id == tenant)).scalar()
         while bot is not None:
-            if conn.execute(sa.select(sa.exists().where(
-                    t.tenant_id == tenant, t.bot_id == bot, t.ts >= start,
-                    t.ts < end))).scalar():
+            # The first row from ``start`` on: an EXISTS over the whole range can make
+            # PostgreSQL's planner expect an early hit and scan the table instead.
+            first = conn.execute(sa.select(sa.func.min(t.ts)).where(
+                t.tenant_id == tenant, t.bot_id == bot, t.ts >= start)).scalar()
+            if first is not None and first < end:
                 yield tenant, int(bot)
             bot = conn.execute(sa.select(sa.func.min(t.bot_id)).where(
                 t.tenant_id == tenant, t.bot_id > bot)).scalar()

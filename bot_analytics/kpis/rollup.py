@@ -17,6 +17,7 @@ from . import customer_experience, engagement, experiments, monetization, operat
 from .common import Kpi
 from .data import (
     RETENTION_DAYS,
+    Memo,
     PeriodData,
     load_daily_active,
     load_period,
@@ -34,20 +35,21 @@ FAMILIES: tuple[Callable[[PeriodData], list[Kpi]], ...] = (
 def compute_period(engine: Engine, tenant: str, bot: int, kind: str, start: datetime, *,
                    session_timeout: timedelta = timedelta(minutes=30),
                    attribution_window: timedelta = timedelta(hours=24),
-                   now: datetime | None = None) -> list[Kpi]:
+                   now: datetime | None = None, memo: Memo | None = None) -> list[Kpi]:
     """Every KPI of one tenant, bot and period (nothing is written). ``now`` decides
-    which cohort retentions (daily) and days of the month (stickiness) are known."""
+    which cohort retentions (daily) and days of the month (stickiness) are known;
+    ``memo`` carries what a rollup run has already read to its later periods."""
     kind = normalize(kind)
     if period_start(start, kind) != start:
         raise ValueError(f"{start.isoformat()} is not the start of a {kind} period")
     end = period_end(start, kind)
     now = now or datetime.now(UTC)
+    memo = memo if memo is not None else Memo()
     with engine.connect() as conn:
         data = load_period(conn, tenant, bot, start, end, session_timeout,
-                           attribution_window)
+                           attribution_window, memo)
         if kind == "daily":
-            data.retention = load_retention(conn, tenant, bot, start, now,
-                                            cohort=data.new_members)
+            data.retention = load_retention(conn, tenant, bot, start, now, memo=memo)
         elif kind == "monthly":
             data.daily_active = load_daily_active(conn, tenant, bot, start, end, now)
         variants = experiments.compute(conn, tenant, bot, start, end)
@@ -78,10 +80,13 @@ def rollup_period(engine: Engine, kind: str, start: datetime, *,
     with engine.connect() as conn:
         pairs = list(tenants_and_bots(conn, start, end))
     written = 0
+    # Each bot's first-seen table and the day's members serve the cohorts below too.
+    memo = Memo()
     for tenant, bot in pairs:
         kpis = compute_period(engine, tenant, bot, kind, start,
                               session_timeout=session_timeout,
-                              attribution_window=attribution_window, now=computed_at)
+                              attribution_window=attribution_window, now=computed_at,
+                              memo=memo)
         k = KPI_METRICS.c
         with engine.begin() as conn:
             conn.execute(sa.delete(KPI_METRICS).where(
@@ -96,25 +101,23 @@ def rollup_period(engine: Engine, kind: str, start: datetime, *,
                     "computed_at": computed_at} for x in kpis])
         written += len(kpis)
     if kind == "daily":
-        written += _update_cohorts(engine, start, computed_at)
+        written += _update_cohorts(engine, start, computed_at, memo)
     return written
 
 
-def _update_cohorts(engine: Engine, day: datetime, now: datetime) -> int:
+def _update_cohorts(engine: Engine, day: datetime, now: datetime, memo: Memo) -> int:
     """Day ``day`` has ended, so the cohorts of ``day - N`` now have their d-N retention:
-    store it on their own days, replacing only that metric."""
+    store it on their own days, replacing only that metric. Cohorts are read off the
+    bots' first-seen tables and compared with the members of ``day``, all in ``memo``."""
     k = KPI_METRICS.c
     written = 0
-    # Every cohort is compared with the members of ``day``: read them once.
-    active: dict[tuple[str, int, datetime], set[int]] = {}
     for n in RETENTION_DAYS:
         cohort_day = day - timedelta(days=n)
         metric = f"retention_d{n}"
         with engine.begin() as conn:
             for tenant, bot in tenants_and_bots(conn, cohort_day,
                                                 cohort_day + timedelta(days=1)):
-                known = load_retention(conn, tenant, bot, cohort_day, now, (n,),
-                                       active=active)
+                known = load_retention(conn, tenant, bot, cohort_day, now, (n,), memo=memo)
                 conn.execute(sa.delete(KPI_METRICS).where(
                     k.tenant_id == tenant, k.bot_id == bot, k.aggregation_period == "daily",
                     k.period_start == cohort_day, k.metric_type == metric))

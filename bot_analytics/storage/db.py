@@ -113,7 +113,10 @@ def epoch_micros(conn: Connection, column: Any) -> Any:
     """A timestamp column as exact integer microseconds since the Unix epoch, computed
     by the database (SQLite keeps SQLAlchemy's text form 'YYYY-MM-DD HH:MM:SS.ffffff')."""
     if conn.dialect.name == "sqlite":
-        return (sa.cast(sa.func.strftime("%s", column), sa.BigInteger) * 1_000_000
+        # Whole seconds from the text without its fraction: SQLite's date functions keep
+        # milliseconds only and would round 23:59:59.9995 up into the next second.
+        return (sa.cast(sa.func.strftime("%s", sa.func.substr(column, 1, 19)), sa.BigInteger)
+                * 1_000_000
                 + sa.cast(sa.func.substr(column, 21, 6), sa.BigInteger))
     return sa.cast(sa.func.round(sa.extract("epoch", column) * 1_000_000), sa.BigInteger)
 
