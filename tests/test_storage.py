@@ -120,6 +120,42 @@ async def test_forget_erases_every_table_but_keeps_the_opt_out(
     assert [r.member_id for r in rows(database_url, "SELECT member_id FROM opt_outs")] == [9]
 
 
+def test_delete_member_reaches_every_bot_of_the_tenant(database_url: str) -> None:
+    """Member 9 has interactions with three bots of tenant a and one of tenant b:
+    forgetting them in tenant a deletes those three bots' rows and nothing else; with no
+    tenant, every row of theirs goes."""
+    from bot_analytics.storage.queries import INTERACTIONS
+
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    base = {"event_type": "message", "chat_type": "private", "handled": True,
+            "handler_time_ms": 1.0, "reply_count": 0, "escalated": False,
+            "monetization_event": False}
+    placed = [("a", 1, 9), ("a", 2, 9), ("a", 2, 9), ("a", 5, 9), ("a", 5, 8), ("b", 1, 9),
+              ("b", 3, 8)]
+    with engine.begin() as conn:
+        db.insert_ignore(conn, INTERACTIONS, [
+            {**base, "tenant_id": tenant, "bot_id": bot, "member_id": member, "chat_id": member,
+             "update_id": i, "ts": T0 + timedelta(minutes=i)}
+            for i, (tenant, bot, member) in enumerate(placed)])
+
+    def left() -> list[tuple[str, int, int]]:
+        with engine.connect() as conn:
+            return sorted((r.tenant_id, r.bot_id, r.member_id) for r in conn.execute(
+                sa.text("SELECT tenant_id, bot_id, member_id FROM interactions")))
+
+    with engine.begin() as conn:
+        assert db.tenant_bot_pairs(conn, INTERACTIONS) == [
+            ("a", 1), ("a", 2), ("a", 5), ("b", 1), ("b", 3)]
+        assert db.delete_member(conn, "a", 9)["interactions"] == 4
+    assert left() == [("a", 5, 8), ("b", 1, 9), ("b", 3, 8)]
+    with engine.begin() as conn:
+        assert db.delete_member(conn, None, 9)["interactions"] == 1
+        assert db.delete_member(conn, "c", 8)["interactions"] == 0
+    assert left() == [("a", 5, 8), ("b", 3, 8)]
+    engine.dispose()
+
+
 def _fields(ev: object) -> dict[str, object]:
     return {k: getattr(ev, k) for k in ev.__slots__}  # type: ignore[attr-defined]
 

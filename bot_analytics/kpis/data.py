@@ -19,7 +19,13 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..storage.db import day_of, epoch_micros, raw_rows, read_columns
+from ..storage.db import (
+    day_of,
+    epoch_micros,
+    raw_rows,
+    read_columns,
+    tenant_bot_pairs,
+)
 from ..storage.queries import CONVERSIONS, FEEDBACK, INTERACTIONS, MEMBERS
 from .common import nearest_rank
 
@@ -410,22 +416,12 @@ def tenants_and_bots(conn: Connection, start: datetime, end: datetime
 
 def _active_pairs(conn: Connection, table: sa.Table, start: datetime, end: datetime
                   ) -> Iterable[tuple[str, int]]:
-    """The (tenant, bot) pairs of ``table`` with a row in [start, end), walked in the
-    order of its (tenant, bot, time) index with one probe per step: the cost follows
-    the number of bots, not the size of the table."""
+    """The (tenant, bot) pairs of ``table`` with a row in [start, end): each pair's first
+    row from ``start`` on, by its (tenant, bot, time) index. (An EXISTS over the range
+    can make PostgreSQL's planner expect an early hit and scan the table instead.)"""
     t = table.c
-    tenant = conn.execute(sa.select(sa.func.min(t.tenant_id))).scalar()
-    while tenant is not None:
-        bot = conn.execute(sa.select(sa.func.min(t.bot_id))
-                           .where(t.tenant_id == tenant)).scalar()
-        while bot is not None:
-            # The first row from ``start`` on: an EXISTS over the whole range can make
-            # PostgreSQL's planner expect an early hit and scan the table instead.
-            first = conn.execute(sa.select(sa.func.min(t.ts)).where(
-                t.tenant_id == tenant, t.bot_id == bot, t.ts >= start)).scalar()
-            if first is not None and first < end:
-                yield tenant, int(bot)
-            bot = conn.execute(sa.select(sa.func.min(t.bot_id)).where(
-                t.tenant_id == tenant, t.bot_id > bot)).scalar()
-        tenant = conn.execute(sa.select(sa.func.min(t.tenant_id))
-                              .where(t.tenant_id > tenant)).scalar()
+    for tenant, bot in tenant_bot_pairs(conn, table):
+        first = conn.execute(sa.select(sa.func.min(t.ts)).where(
+            t.tenant_id == tenant, t.bot_id == bot, t.ts >= start)).scalar()
+        if first is not None and first < end:
+            yield tenant, bot

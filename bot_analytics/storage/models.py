@@ -50,7 +50,6 @@ class Interaction(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "bot_id", "update_id", name="uq_interactions_update"),
         sa.Index("ix_interactions_tenant_bot_ts", "tenant_id", "bot_id", "ts"),
-        sa.Index("ix_interactions_member", "tenant_id", "member_id", "chat_id", "ts"),
         sa.Index("ix_interactions_bot_member_ts", "tenant_id", "bot_id", "member_id", "ts"),
     )
 
