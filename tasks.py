@@ -7,6 +7,8 @@
 
 The virtual environment lives in .venv and is reinstalled when pyproject.toml changes.
 Extra arguments after the task name go to the program (pytest or bot-analytics demo).
+With BOT_ANALYTICS_TEST_EMBEDDINGS=1, ``test`` also installs the optional embeddings
+extra (PyTorch and a sentence encoder, about 1.5 GB) and its tests must pass.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def main(argv: list[str]) -> int:
     if task == "demo":
         _ensure_venv("")
         return subprocess.call([str(BIN / "bot-analytics"), "demo", *rest], cwd=ROOT)
-    _ensure_venv("dev")
+    embeddings = task == "test" and os.environ.get("BOT_ANALYTICS_TEST_EMBEDDINGS") == "1"
+    _ensure_venv("dev,embeddings" if embeddings else "dev")
     if task == "test":
         for check in (["ruff", "check", "."], ["mypy", "bot_analytics", "optimizer",
                                                  "integrations"]):

@@ -1,16 +1,19 @@
 """Intent classifier: quality on the generated corpus, training and prediction speed, size.
 
-    python benchmarks/bench_intents.py
+    python benchmarks/bench_intents.py [--embeddings]
 
 Quality: bot_analytics.examples.intent_corpus (45 intents in three domains, 100 training
 examples each, out-of-scope queries), threshold chosen on the validation split, then
 scored on the test split and on the unseen-phrasing split. Speed: 15,000 training
 examples over 136 classes (each intent's phrasings split into three sub-intents, plus
 out-of-scope), the size of the public 150-intent benchmark; prediction in batches of 500.
+``--embeddings`` measures the same with sentence vectors (the optional embeddings
+extra): quality, training time on the corpus and prediction speed.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -25,18 +28,22 @@ from bot_analytics.nlp.classifier import IntentClassifier
 from bot_analytics.nlp.evaluate import evaluate
 
 
-def quality() -> None:
+def quality(embeddings: bool = False) -> IntentClassifier:
     corpus = make_corpus()
     for name, with_val in (("validation threshold", True), ("cross-validated threshold", False)):
-        clf = IntentClassifier()
+        clf = IntentClassifier(embeddings=embeddings)
         train_texts, train_labels = zip(*corpus.train, strict=True)
+        start = time.perf_counter()
         if with_val:
             clf.fit(train_texts, train_labels, *zip(*corpus.val, strict=True))
         else:
             clf.fit(train_texts, train_labels)
+        took = time.perf_counter() - start
         choice = clf.threshold_choice_
         assert choice is not None
-        print(f"{name}: threshold {choice.threshold:.3f} ({choice.method})")
+        vectors = f", {clf.embedding_model_} sentence vectors" if clf.embedding_model_ else ""
+        print(f"{name}: threshold {choice.threshold:.3f} ({choice.method}{vectors}); "
+              f"trained in {took:.1f} s")
         for split, data in (("test", corpus.test), ("unseen phrasings", corpus.test_unseen)):
             texts, labels = zip(*data, strict=True)
             report = evaluate(clf, texts, labels)
@@ -44,6 +51,16 @@ def quality() -> None:
                   f"out-of-scope recall {report.out_of_scope_recall:6.1%}   "
                   f"({report.in_scope_count} in-scope, {report.out_of_scope_count} "
                   "out-of-scope)")
+    return clf
+
+
+def prediction_speed(clf: IntentClassifier, texts: list[str], rounds: int) -> float:
+    batch = (texts * (1 + 500 // max(1, len(texts))))[:500]
+    clf.predict(batch)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        clf.predict(batch)
+    return (time.perf_counter() - start) / (rounds * len(batch))
 
 
 def _speed_set() -> tuple[list[str], list[str], list[str], list[str]]:
@@ -71,13 +88,7 @@ def speed() -> None:
         start = time.perf_counter()
         clf = IntentClassifier().fit(texts, labels, *args)
         print(f"  training, {name}: {time.perf_counter() - start:.1f} s")
-    batch = (val_texts * 10)[:500]
-    clf.predict(batch)
-    rounds = 40
-    start = time.perf_counter()
-    for _ in range(rounds):
-        clf.predict(batch)
-    per = (time.perf_counter() - start) / (rounds * len(batch))
+    per = prediction_speed(clf, val_texts, 40)
     print(f"  prediction: {per * 1e6:.1f} µs per message in batches of 500")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.bam")
@@ -89,6 +100,23 @@ def speed() -> None:
               f"{time.perf_counter() - start:.2f} s")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--embeddings", action="store_true",
+                   help="with sentence vectors (needs the optional embeddings extra)")
+    if p.parse_args().embeddings:
+        from bot_analytics.nlp.embeddings import INSTALL_HINT, available
+
+        if not available():
+            sys.exit(f"--embeddings needs the optional extra: {INSTALL_HINT}")
+        clf = quality(embeddings=True)
+        per = prediction_speed(clf, [t for t, _ in make_corpus().test], 5)
+        print(f"  prediction with sentence vectors: {per * 1e6:,.0f} µs per message in "
+              "batches of 500")
+        return
     quality()
     speed()
+
+
+if __name__ == "__main__":
+    main()

@@ -147,6 +147,13 @@ def _cmd_intents_train(args: argparse.Namespace) -> int:
     from .nlp.data import load_examples
 
     settings = load_config(args.config)
+    if args.embeddings:
+        from .nlp import embeddings
+
+        if not embeddings.available():
+            print("error: --embeddings needs the optional embeddings extra: "
+                  f"{embeddings.INSTALL_HINT}", file=sys.stderr)
+            return 1
     texts, labels = load_examples(args.data)
     val = load_examples(args.val) if args.val else (None, None)
     unknown = settings.intents.unknown_label
@@ -155,12 +162,14 @@ def _cmd_intents_train(args: argparse.Namespace) -> int:
     print(f"training on {len(texts):,} examples of {len(intents)} intents"
           + (f" and {oos:,} out-of-scope examples" if oos else ""), flush=True)
     started = time.perf_counter()
-    clf = IntentClassifier(unknown_label=unknown, threshold=args.threshold).fit(
-        texts, labels, *val)
+    clf = IntentClassifier(unknown_label=unknown, threshold=args.threshold,
+                           embeddings=args.embeddings).fit(texts, labels, *val)
     choice = clf.threshold_choice_
     assert choice is not None
     clf.save(args.out)
-    print(f"trained in {time.perf_counter() - started:.1f} s; saved to {args.out}")
+    print(f"trained in {time.perf_counter() - started:.1f} s"
+          + (f" with {clf.embedding_model_} sentence vectors" if clf.embedding_model_ else "")
+          + f"; saved to {args.out}")
     detail = ""
     if choice.method != "fixed":
         detail = f": in-scope accuracy {choice.in_scope_accuracy:.1%}"
@@ -546,6 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="intents.model", help="model file to write")
     q.add_argument("--threshold", type=float, default=None,
                    help="fix the out-of-scope threshold instead of choosing it")
+    q.add_argument("--embeddings", action="store_true",
+                   help="add sentence vectors to the features (the optional embeddings "
+                        "extra): better on wordings the examples do not have, about 2 ms "
+                        "a message instead of 15 us")
     q.set_defaults(func=_cmd_intents_train)
     q = isub.add_parser("eval", help="score a model on labelled examples")
     q.add_argument("data", help="labelled examples (text,intent)")

@@ -17,6 +17,12 @@ The threshold is chosen automatically, never on the data a user evaluates on:
   the cross-validated confidence of correct predictions.
 
 The chosen threshold maximises the mean of in-scope accuracy and out-of-scope recall.
+
+With ``embeddings=True`` and the optional ``embeddings`` extra installed, each message's
+sentence vector (see :mod:`bot_analytics.nlp.embeddings`) joins the n-grams as one more
+block of features: messages worded unlike any example then still land near their
+intent. Without the extra the classifier logs a warning and keeps to n-grams.
+
 Models are saved as a compressed numpy archive without pickles, so loading one never
 runs code and does not depend on the scikit-learn version.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import re
 import zipfile
@@ -36,10 +43,22 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .embeddings import (
+    MODEL_NAME,
+    EmbeddingsUnavailable,
+    SentenceEncoder,
+    load_encoder,
+)
 from .intents import Prediction
+
+log = logging.getLogger(__name__)
 
 FORMAT = "bot-analytics-intent-model"
 FORMAT_VERSION = 1
+#: Models with a sentence-vector block: older readers refuse them by version, clearly.
+FORMAT_VERSION_EMBEDDINGS = 2
+#: The sentence vector's weight beside the two unit-length n-gram blocks.
+EMBEDDING_WEIGHT = 1.5
 
 _PRIME = np.uint64(1099511628211)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -275,11 +294,13 @@ class IntentClassifier:
 
     ``threshold=None`` chooses the out-of-scope threshold automatically (see the module
     documentation); a number fixes it. ``C`` is the inverse regularisation strength of the
-    logistic regression.
+    logistic regression. ``embeddings=True`` adds sentence vectors when the optional
+    extra is installed (``embedding_model_`` then names the encoder; None otherwise).
     """
 
     def __init__(self, unknown_label: str = "unknown", threshold: float | None = None,
-                 C: float = 20.0, folds: int = 3, random_state: int = 0):
+                 C: float = 20.0, folds: int = 3, random_state: int = 0,
+                 embeddings: bool = False):
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
         if folds < 2:
@@ -289,12 +310,31 @@ class IntentClassifier:
         self.C = C
         self.folds = folds
         self.random_state = random_state
+        self.embeddings = embeddings
         self.classes_: list[str] = []
         self.threshold_: float = 0.0
         self.threshold_choice_: ThresholdChoice | None = None
         self._features: _Features | None = None
         self._coef = np.zeros((0, 0), dtype=np.float32)
         self._intercept = np.zeros(0, dtype=np.float32)
+        self._encoder: SentenceEncoder | None = None
+        # Sentence vectors of the texts seen in fit(), kept while it runs (folds reuse them).
+        self._vectors: dict[str, np.ndarray] = {}
+
+    @property
+    def embedding_model_(self) -> str | None:
+        return self._encoder.name if self._encoder is not None else None
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        assert self._encoder is not None
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if not missing:
+            return np.stack([self._vectors[t] for t in texts]) if texts else \
+                np.zeros((0, self._encoder.dimensions), dtype=np.float32)
+        if self._vectors:   # in fit(): remember them for the folds
+            self._vectors.update(zip(missing, self._encoder.encode(missing), strict=True))
+            return np.stack([self._vectors[t] for t in texts])
+        return self._encoder.encode(texts)
 
     # -- training ----------------------------------------------------------------------
     @property
@@ -320,6 +360,9 @@ class IntentClassifier:
 
         features = _Features()
         x = features.fit_transform(texts)
+        if self._encoder is not None:
+            x = sp.hstack([x, sp.csr_matrix(EMBEDDING_WEIGHT * self._embed(texts))],
+                          format="csr")
         classes = sorted(set(labels))
         if len(classes) == 1:
             # One class: every message gets it with full confidence; the threshold and
@@ -348,6 +391,21 @@ class IntentClassifier:
                              f"the unknown label {self.unknown_label!r}")
         if (val_texts is None) != (val_labels is None):
             raise ValueError("give both val_texts and val_labels, or neither")
+        if val_texts is not None and val_labels is not None:
+            val_texts, val_labels = self._check(val_texts, val_labels, "validation data")
+        self._encoder = _encoder_or_none() if self.embeddings else None
+        try:
+            return self._fit(texts, labels, val_texts, val_labels)
+        finally:
+            self._vectors = {}
+
+    def _fit(self, texts: list[str], labels: list[str], val_texts: Sequence[str] | None,
+             val_labels: Sequence[str] | None) -> IntentClassifier:
+        if self._encoder is not None:
+            # Every text of training and validation in one pass of the encoder.
+            everything = list(dict.fromkeys([*texts, *(val_texts or [])]))
+            self._vectors = dict(zip(everything, self._encoder.encode(everything),
+                                     strict=True))
         self._features, self.classes_, self._coef, self._intercept = \
             self._fit_model(texts, labels)
         if self.threshold is not None:
@@ -357,10 +415,10 @@ class IntentClassifier:
             return self
         choice = None
         if val_texts is not None and val_labels is not None:
-            vt, vl = self._check(val_texts, val_labels, "validation data")
+            vl = val_labels
             if any(v == self.unknown_label for v in vl) and any(
                     v != self.unknown_label for v in vl):
-                best, conf = self._scores(vt)
+                best, conf = self._scores(val_texts)
                 choice = _choose(conf, [self.classes_[b] for b in best], vl,
                                  self.unknown_label, "validation")
         if choice is None:
@@ -430,7 +488,11 @@ class IntentClassifier:
         features, _, coef, intercept = model
         x = features.transform(texts)
         weights = coef.T if coef.T.flags.c_contiguous else np.ascontiguousarray(coef.T)
-        probs = _softmax(np.asarray(x @ weights) + intercept)
+        n = features.n_features
+        scores = np.asarray(x @ weights[:n]) + intercept
+        if weights.shape[0] > n:   # the sentence-vector block
+            scores += (EMBEDDING_WEIGHT * self._embed(texts)) @ weights[n:]
+        probs = _softmax(scores)
         best = probs.argmax(axis=1)
         return best, probs[np.arange(len(best)), best]
 
@@ -454,7 +516,9 @@ class IntentClassifier:
         if self._features is None:
             raise RuntimeError("the classifier is not trained: call fit() first")
         meta = {
-            "format": FORMAT, "version": FORMAT_VERSION,
+            "format": FORMAT,
+            "version": FORMAT_VERSION if self._encoder is None else FORMAT_VERSION_EMBEDDINGS,
+            "embeddings": self.embedding_model_,
             "unknown_label": self.unknown_label, "classes": self.classes_,
             "threshold": self.threshold_, "C": self.C,
             "threshold_choice": asdict(self.threshold_choice_)
@@ -495,13 +559,26 @@ class IntentClassifier:
                                  ) from None
         if meta.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a bot-analytics intent model")
-        if meta.get("version") != FORMAT_VERSION:
+        if meta.get("version") not in (FORMAT_VERSION, FORMAT_VERSION_EMBEDDINGS):
             raise ModelFileError(
                 f"{path}: model format version {meta.get('version')} is not supported by "
-                f"this bot-analytics (it reads version {FORMAT_VERSION}); retrain it with "
-                "`bot-analytics intents train`")
+                f"this bot-analytics (it reads versions {FORMAT_VERSION} and "
+                f"{FORMAT_VERSION_EMBEDDINGS}); retrain it with `bot-analytics intents train`")
+        encoder = None
+        if meta.get("embeddings"):
+            if meta["embeddings"] != MODEL_NAME:
+                raise ModelFileError(f"{path}: made with the sentence encoder "
+                                     f"{meta['embeddings']!r}, this bot-analytics has "
+                                     f"{MODEL_NAME!r}; retrain it")
+            try:
+                encoder = load_encoder()
+            except EmbeddingsUnavailable as exc:
+                raise ModelFileError(f"{path}: this model uses sentence embeddings; {exc}"
+                                     ) from None
         try:
-            clf = cls(unknown_label=meta["unknown_label"], C=meta["C"])
+            clf = cls(unknown_label=meta["unknown_label"], C=meta["C"],
+                      embeddings=encoder is not None)
+            clf._encoder = encoder
             clf.classes_ = list(meta["classes"])
             clf.threshold_ = float(meta["threshold"])
             if meta.get("threshold_choice"):
@@ -512,10 +589,19 @@ class IntentClassifier:
         except (KeyError, TypeError) as exc:
             raise ModelFileError(f"{path}: the model file is damaged (missing {exc})"
                                  ) from None
-        if clf._coef.shape != (len(clf.classes_), clf._features.n_features):
+        width = clf._features.n_features + (encoder.dimensions if encoder else 0)
+        if clf._coef.shape != (len(clf.classes_), width):
             raise ModelFileError(f"{path}: the model file is damaged: weights do not match "
                                  "its features")
         return clf
+
+
+def _encoder_or_none() -> SentenceEncoder | None:
+    try:
+        return load_encoder()
+    except EmbeddingsUnavailable as exc:
+        log.warning("intent classifier: %s; training on n-grams only", exc)
+        return None
 
 
 def _choose(conf: np.ndarray, predicted: Sequence[str], truth: Sequence[str],
