@@ -326,13 +326,10 @@ class IntentClassifier:
         return self._encoder.name if self._encoder is not None else None
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentence vectors: inside fit() from those it encoded up front (every training
+        and validation text, so the folds' texts too), otherwise from the encoder."""
         assert self._encoder is not None
-        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if not missing:
-            return np.stack([self._vectors[t] for t in texts]) if texts else \
-                np.zeros((0, self._encoder.dimensions), dtype=np.float32)
-        if self._vectors:   # in fit(): remember them for the folds
-            self._vectors.update(zip(missing, self._encoder.encode(missing), strict=True))
+        if self._vectors and texts:
             return np.stack([self._vectors[t] for t in texts])
         return self._encoder.encode(texts)
 
@@ -415,11 +412,10 @@ class IntentClassifier:
             return self
         choice = None
         if val_texts is not None and val_labels is not None:
-            vl = val_labels
-            if any(v == self.unknown_label for v in vl) and any(
-                    v != self.unknown_label for v in vl):
+            if any(v == self.unknown_label for v in val_labels) and any(
+                    v != self.unknown_label for v in val_labels):
                 best, conf = self._scores(val_texts)
-                choice = _choose(conf, [self.classes_[b] for b in best], vl,
+                choice = _choose(conf, [self.classes_[b] for b in best], val_labels,
                                  self.unknown_label, "validation")
         if choice is None:
             choice = self._cross_validate(texts, labels)
