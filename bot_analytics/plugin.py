@@ -67,9 +67,9 @@ class Analytics:
         self.job_counters: dict[str, Any] = {"runs": 0, "failures": 0, "last_run_at": None,
                                              "last_error": None}
         self.clock = clock or _utcnow
-        # The hot path takes epoch seconds from the default clock (the writer makes
-        # datetimes of them); a custom clock is called as given.
-        self._now: Callable[[], datetime | float] = clock or time.time
+        # With the default clock the hot path notes only a perf_counter reading (the
+        # writer turns it into a time); a custom clock is called for every update.
+        self._custom_clock = clock
         self._engine = engine
         self._pseudo = Pseudonymizer.from_settings(s)
         detector = intent_detector or self._default_detector(s)
@@ -96,6 +96,8 @@ class Analytics:
         self.delivery_counters = DeliveryCounters()
         self._sessions: set[int] = set()
         self._last_failure_log = 0.0
+        #: Handler calls made after the handler returned, warned about once each.
+        self._late_warnings: set[str] = set()
         #: Experiments served by ``variant()``: the configured ones at once, the stored
         #: ones (and stops made from the command line) once the database is reached.
         self._configured: dict[tuple[str, str], ExperimentDef] = {
@@ -117,6 +119,8 @@ class Analytics:
             from .admin import build_router
 
             self.admin_router = build_router(self)
+        #: Messages the capture middleware looks at before the bot's handlers.
+        self._screens_messages = self.admin_router is not None or self.opt_commands
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any
@@ -372,8 +376,7 @@ class Analytics:
                         error: Exception) -> UpdateContext:
         self._capture_failed("reading update %s: %s", getattr(update, "update_id", "?"),
                              error)
-        ctx = UpdateContext(self, update, bot, 0, self.settings.tenants.default, t0,
-                            self._now())
+        ctx = UpdateContext(self, update, bot, (0, self.settings.tenants.default), t0)
         ctx._facts = Skipped("capture_error")
         return ctx
 

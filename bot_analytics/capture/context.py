@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..events import Skipped, conversion_event
+from ..events import Captured, ConversionEvent, Skipped, conversion_event
 from .extract import Facts, read_update, reply_target, reply_text
 
 if TYPE_CHECKING:
     from ..experiments import Variant
     from ..plugin import Analytics
+
+log = logging.getLogger("bot_analytics")
 
 _MAX_INTENT = 64
 
@@ -46,18 +49,22 @@ class UpdateContext:
                 analytics.mark_escalated()
     """
 
-    __slots__ = ("_facts", "_plugin", "_target", "bot", "bot_id", "conversions", "escalated",
-                 "first_reply", "first_reply_at", "intent", "received", "reply_count", "t0",
-                 "tenant_id", "update")
+    __slots__ = ("_facts", "_plugin", "_target", "bot", "bot_id", "conversions", "error",
+                 "escalated", "first_reply", "first_reply_at", "handled", "intent",
+                 "received", "reply_count", "t0", "t_end", "tenant_id", "update")
+    handled: bool  #: set when the handler is done: False when no handler took the update
 
-    def __init__(self, plugin: Analytics, update: Any, bot: Any, bot_id: int,
-                 tenant_id: str, t0: float, received: datetime | float):
+    def __init__(self, plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str],
+                 t0: float, received: datetime | None = None):
         self._plugin = plugin
         self.update = update
         self.bot = bot
-        self.bot_id = bot_id
-        self.tenant_id = tenant_id
+        self.bot_id, self.tenant_id = ident
+        #: When the middleware took the update (``perf_counter``) and, once the handler
+        #: is done, when it finished.
         self.t0 = t0
+        self.t_end: float | None = None
+        #: The time from a custom clock; None: the writer derives it from ``t0``.
         self.received = received
         self._facts: Facts | Skipped | None = None
         self._target: tuple[str | None, int | None] | None = None
@@ -66,9 +73,36 @@ class UpdateContext:
         self.reply_count = 0
         self.escalated = False
         self.intent: str | None = None
-        #: Conversions tracked while handling; queued right after this interaction so
+        #: Conversions tracked while handling; stored right after this interaction so
         #: that attribution finds it.
-        self.conversions: list[Any] | None = None
+        self.conversions: list[ConversionEvent] | None = None
+        self.error: str | None = None  # the class of the exception the handler raised
+        # ``handled`` is set when the handler is done.
+
+    def record(self, wall_offset: float) -> Captured:
+        """What the writer stores of this update once its handler is done.
+        ``wall_offset`` turns ``perf_counter`` readings into epoch seconds."""
+        t0, first = self.t0, self.first_reply_at
+        received = self.received
+        return Captured(
+            self.update, self.bot_id, self.tenant_id,
+            received if received is not None else t0 + wall_offset,
+            self.handled, self.error, (self.t_end - t0) * 1000.0,  # type: ignore[operator]
+            self.first_reply, None if first is None else (first - t0) * 1000.0,
+            self.reply_count, self.escalated, self.intent)
+
+    def _late(self, what: str) -> bool:
+        """True (and a warning, once per method and plugin) when the handler has already returned:
+        the interaction is on its way to the database and no longer changes."""
+        if self.t_end is None:
+            return False
+        warned = self._plugin._late_warnings
+        if what not in warned:
+            warned.add(what)
+            log.warning("bot-analytics: %s() was called after the handler of update %s "
+                        "returned; it is not recorded (call it before returning)", what,
+                        self.update_id)
+        return True
 
     # -- what handlers call ----------------------------------------------------------------
     @property
@@ -112,7 +146,8 @@ class UpdateContext:
 
     def mark_escalated(self) -> None:
         """Mark this interaction as handed off to a human."""
-        self.escalated = True
+        if not self._late("mark_escalated"):
+            self.escalated = True
 
     def set_intent(self, name: str) -> None:
         """Override the detected intent of this interaction."""
@@ -121,7 +156,8 @@ class UpdateContext:
         if len(name) > _MAX_INTENT:
             raise ValueError(f"set_intent: intents are at most {_MAX_INTENT} characters, "
                              f"got {len(name)}")
-        self.intent = name.strip()
+        if not self._late("set_intent"):
+            self.intent = name.strip()
 
     def track_conversion(self, outcome: str = "purchased", value: float = 0.0,
                          currency: str | None = None, external_id: str | None = None,
@@ -137,7 +173,9 @@ class UpdateContext:
             self.tenant_id, self.bot_id, facts.member_id, facts.chat_id, self._plugin.clock(),
             outcome, value, currency, external_id, details, checkout_completed,
             source="handler")
-        if self.conversions is None:
+        if self.t_end is not None:  # after the handler returned: stored on its own
+            self._plugin.writer.put(event)
+        elif self.conversions is None:
             self.conversions = [event]
         else:
             self.conversions.append(event)
@@ -209,7 +247,8 @@ class UpdateContext:
         return False
 
     def note_reply(self, method: Any, completed_at: float) -> None:
-        if not self.is_reply(method):
+        """Count a request sent while the handler ran, if it answers this update."""
+        if self.t_end is not None or not self.is_reply(method):
             return
         self.reply_count += 1
         if self.first_reply_at is None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+from ..capture.context import UpdateContext
 from ..capture.extract import to_events
 from ..events import (
     Captured,
@@ -39,7 +40,7 @@ from .spool import Spool
 log = logging.getLogger("bot_analytics.writer")
 
 Event = InteractionEvent | MemberEvent | ConversionEvent | ExposureEvent | FeedbackEvent
-Item = Captured | Event
+Item = UpdateContext | Captured | Event
 
 
 def is_transient(error: BaseException) -> bool:
@@ -64,7 +65,6 @@ class SchemaNotReady(RuntimeError):
 @dataclass
 class Counters:
     updates: int = 0  # updates the middleware saw (whatever became of them)
-    queued: int = 0
     written: int = 0
     dropped: int = 0
     retried: int = 0
@@ -115,16 +115,26 @@ class Writer:
     def put(self, item: Item) -> bool:
         """Queue an item without blocking; a full queue drops it and counts the drop."""
         buf = self._buf
-        if len(buf) >= self.maxsize:
+        n = len(buf)
+        if n >= self.maxsize:
             self.counters.dropped += 1
             return False
         buf.append(item)
-        self.counters.queued += 1
+        if n + 1 >= self.flush_at or self._task is None:
+            self._kick()
+        return True
+
+    def _kick(self) -> None:
+        """Start the writer, or wake it: a full batch is waiting."""
         if self._task is None:
             self._start_in_loop()
-        elif len(buf) >= self.flush_at and self._wake is not None:
+        elif self._wake is not None:
             self._wake.set()
-        return True
+
+    @property
+    def queued(self) -> int:
+        """Items accepted into the queue so far."""
+        return self._taken + len(self._buf)
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
@@ -192,6 +202,7 @@ class Writer:
             # Shutdown ran out of time: keep the rest on disk rather than lose it.
             rest = list(self._buf)
             self._buf.clear()
+            self._taken += len(rest)
             await self.run_in_worker(self._spool_items, rest)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
@@ -258,25 +269,46 @@ class Writer:
         """Read the captured updates; skipped ones are counted with their reason."""
         out: list[Event] = []
         c = self.counters
+        # perf_counter readings of the hot path -> epoch seconds, as of this batch.
+        wall_offset = time.time() - time.perf_counter()
         for item in items:
-            if not isinstance(item, Captured):
+            conversions = None
+            if isinstance(item, UpdateContext):
+                # Conversions tracked while handling follow their interaction.
+                conversions = item.conversions
+                try:
+                    captured = item.record(wall_offset)
+                except Exception as error:
+                    c.capture_failures += 1
+                    self._note_error(f"reading update {getattr(item.update, 'update_id', '?')}",
+                                     error)
+                    captured = None
+            elif isinstance(item, Captured):
+                captured = item
+            else:
                 out.append(item)
                 continue
-            try:
-                events = to_events(item)
-            except Exception as error:
-                c.capture_failures += 1
-                self._note_error(f"reading update {getattr(item.update, 'update_id', '?')}",
-                                 error)
-                continue
-            if isinstance(events, Skipped):
-                c.skipped += 1
-                c.skip_reasons[events.reason] = c.skip_reasons.get(events.reason, 0) + 1
-                log.debug("update %s of bot %s is not an interaction (%s): not recorded",
-                          getattr(item.update, "update_id", "?"), item.bot_id, events.reason)
-            else:
-                out.extend(events)
+            if captured is not None:
+                self._read_captured(captured, out)
+            if conversions:
+                out.extend(conversions)
         return out
+
+    def _read_captured(self, item: Captured, out: list[Event]) -> None:
+        c = self.counters
+        try:
+            events = to_events(item)
+        except Exception as error:
+            c.capture_failures += 1
+            self._note_error(f"reading update {getattr(item.update, 'update_id', '?')}", error)
+            return
+        if isinstance(events, Skipped):
+            c.skipped += 1
+            c.skip_reasons[events.reason] = c.skip_reasons.get(events.reason, 0) + 1
+            log.debug("update %s of bot %s is not an interaction (%s): not recorded",
+                      getattr(item.update, "update_id", "?"), item.bot_id, events.reason)
+        else:
+            out.extend(events)
 
     def _prepare(self, items: list[Item]) -> PreparedBatch:
         try:
@@ -401,7 +433,7 @@ class Writer:
         e = self.enricher.stats
         return {
             "running": self.running, "updates": c.updates,
-            "queued": c.queued, "in_queue": len(self._buf), "written": c.written,
+            "queued": self.queued, "in_queue": len(self._buf), "written": c.written,
             "dropped": c.dropped, "retried": c.retried, "spooled": c.spooled,
             "replayed": c.replayed, "rejected": c.rejected, "skipped": c.skipped,
             "skip_reasons": dict(c.skip_reasons), "capture_failures": c.capture_failures,

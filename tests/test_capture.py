@@ -1,0 +1,94 @@
+"""The capture middleware's record of one update: when it was received, and what a
+handler's background task changes after the handler has returned."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.types import Message, Update
+
+from bot_analytics import Analytics, UpdateContext
+from bot_analytics.emulator import MemorySession
+
+from .conftest import make_settings, rows
+
+
+def message_update(bot: Bot, update_id: int, text: str) -> Update:
+    person = {"id": 7, "is_bot": False, "first_name": "Ann"}
+    return Update.model_validate({"update_id": update_id, "message": {
+        "message_id": update_id, "date": 1, "text": text, "from": person,
+        "chat": {"id": 7, "type": "private", "first_name": "Ann"}}}, context={"bot": bot})
+
+
+def as_utc(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def test_received_time_is_the_wall_clock_time_the_update_arrived(
+        database_url: str, tmp_path: Path) -> None:
+    analytics = Analytics(make_settings(database_url, tmp_path))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def slow(message: Message) -> None:
+        await asyncio.sleep(0.2)  # the handler's time is not the arrival time
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    before = datetime.now(UTC)
+    await dp.feed_update(bot, message_update(bot, 1, "hello"))
+    after = datetime.now(UTC)
+    await analytics.close()
+    (row,) = rows(database_url, "SELECT ts, handler_time_ms FROM interactions")
+    ts = as_utc(row.ts)
+    tolerance = timedelta(milliseconds=5)
+    assert before - tolerance <= ts <= before + timedelta(milliseconds=50), (before, ts)
+    assert after - ts >= timedelta(milliseconds=200)
+    assert row.handler_time_ms >= 200
+
+
+async def test_what_a_task_does_after_the_handler_returned_is_not_the_interactions(
+        database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    analytics = Analytics(make_settings(database_url, tmp_path))
+    dp = Dispatcher()
+    go = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def later(message: Message, analytics: UpdateContext) -> None:
+        await go.wait()
+        await message.answer("a follow-up, sent after the handler returned")
+        analytics.mark_escalated()
+        analytics.set_intent("late_intent")
+        analytics.track_conversion("purchased", 5.0, "EUR")
+
+    @dp.message()
+    async def handler(message: Message, analytics: UpdateContext) -> None:
+        await message.answer("first")
+        tasks.append(asyncio.get_running_loop().create_task(later(message, analytics)))
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await dp.feed_update(bot, message_update(bot, 1, "hi"))
+    with caplog.at_level(logging.WARNING, logger="bot_analytics"):
+        go.set()
+        await asyncio.gather(*tasks)
+    await analytics.close()
+
+    (row,) = rows(database_url, "SELECT reply_count, response_text, escalated, intent "
+                                "FROM interactions")
+    assert (row.reply_count, row.response_text) == (1, "first")
+    assert not row.escalated and row.intent != "late_intent"
+    # A conversion is an outcome of its own: it is stored even when tracked late.
+    (conv,) = rows(database_url, "SELECT outcome, value, currency FROM conversions")
+    assert (conv.outcome, float(conv.value), conv.currency) == ("purchased", 5.0, "EUR")
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "mark_escalated() was called after the handler" in warned
+    assert "set_intent() was called after the handler" in warned
