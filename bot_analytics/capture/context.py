@@ -92,8 +92,8 @@ class UpdateContext:
             self.reply_count, self.escalated, self.intent)
 
     def _late(self, what: str) -> bool:
-        """True (and a warning, once per method and plugin) when the handler has already returned:
-        the interaction is on its way to the database and no longer changes."""
+        """True when the handler has already returned: the interaction is on its way to
+        the database and no longer changes. Warns once per method and plugin."""
         if self.t_end is None:
             return False
         warned = self._plugin._late_warnings
