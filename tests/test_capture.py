@@ -7,14 +7,16 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiogram import Bot, Dispatcher
 from aiogram.types import Message, Update
 
 from bot_analytics import Analytics, UpdateContext
 from bot_analytics.emulator import MemorySession
+from bot_analytics.storage import db
+from bot_analytics.storage.queries import INTERACTIONS
 
 from .conftest import make_settings, rows
 
@@ -24,12 +26,6 @@ def message_update(bot: Bot, update_id: int, text: str) -> Update:
     return Update.model_validate({"update_id": update_id, "message": {
         "message_id": update_id, "date": 1, "text": text, "from": person,
         "chat": {"id": 7, "type": "private", "first_name": "Ann"}}}, context={"bot": bot})
-
-
-def as_utc(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def test_received_time_is_the_wall_clock_time_the_update_arrived(
@@ -47,12 +43,17 @@ async def test_received_time_is_the_wall_clock_time_the_update_arrived(
     await dp.feed_update(bot, message_update(bot, 1, "hello"))
     after = datetime.now(UTC)
     await analytics.close()
-    (row,) = rows(database_url, "SELECT ts, handler_time_ms FROM interactions")
-    ts = as_utc(row.ts)
+    engine = db.create_db_engine(database_url)
+    try:
+        with engine.connect() as conn:  # the table's own type reads aware UTC times
+            ts, handler_ms = conn.execute(sa.select(
+                INTERACTIONS.c.ts, INTERACTIONS.c.handler_time_ms)).one()
+    finally:
+        engine.dispose()
     tolerance = timedelta(milliseconds=5)
     assert before - tolerance <= ts <= before + timedelta(milliseconds=50), (before, ts)
     assert after - ts >= timedelta(milliseconds=200)
-    assert row.handler_time_ms >= 200
+    assert handler_ms >= 200
 
 
 async def test_what_a_task_does_after_the_handler_returned_is_not_the_interactions(

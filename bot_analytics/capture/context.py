@@ -77,7 +77,6 @@ class UpdateContext:
         #: that attribution finds it.
         self.conversions: list[ConversionEvent] | None = None
         self.error: str | None = None  # the class of the exception the handler raised
-        # ``handled`` is set when the handler is done.
 
     def record(self, wall_offset: float) -> Captured:
         """What the writer stores of this update once its handler is done.

@@ -268,36 +268,24 @@ class Writer:
     def _events(self, items: list[Item]) -> list[Event]:
         """Read the captured updates; skipped ones are counted with their reason."""
         out: list[Event] = []
-        c = self.counters
         # perf_counter readings of the hot path -> epoch seconds, as of this batch.
         wall_offset = time.time() - time.perf_counter()
         for item in items:
-            conversions = None
-            if isinstance(item, UpdateContext):
-                # Conversions tracked while handling follow their interaction.
-                conversions = item.conversions
-                try:
-                    captured = item.record(wall_offset)
-                except Exception as error:
-                    c.capture_failures += 1
-                    self._note_error(f"reading update {getattr(item.update, 'update_id', '?')}",
-                                     error)
-                    captured = None
-            elif isinstance(item, Captured):
-                captured = item
+            if isinstance(item, UpdateContext | Captured):
+                self._read_update(item, wall_offset, out)
+                if isinstance(item, UpdateContext) and item.conversions:
+                    # Conversions tracked while handling follow their interaction.
+                    out.extend(item.conversions)
             else:
                 out.append(item)
-                continue
-            if captured is not None:
-                self._read_captured(captured, out)
-            if conversions:
-                out.extend(conversions)
         return out
 
-    def _read_captured(self, item: Captured, out: list[Event]) -> None:
+    def _read_update(self, item: UpdateContext | Captured, wall_offset: float,
+                     out: list[Event]) -> None:
         c = self.counters
         try:
-            events = to_events(item)
+            captured = item.record(wall_offset) if isinstance(item, UpdateContext) else item
+            events = to_events(captured)
         except Exception as error:
             c.capture_failures += 1
             self._note_error(f"reading update {getattr(item.update, 'update_id', '?')}", error)
