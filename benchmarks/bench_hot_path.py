@@ -82,9 +82,9 @@ async def compare(n: int, block: int, with_analytics: bool = True) -> tuple[floa
     bare_updates, updates = make_updates(n, bare_bot, bot)
     bare = dispatcher()
     second = dispatcher()
-    analytics = None
-    tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
+    analytics = tmp = None
     if with_analytics:
+        tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
         work = Path(tmp.name)
         analytics = Analytics(parse_settings({
             "database": f"sqlite:///{work / 'a.sqlite3'}",
@@ -120,11 +120,11 @@ async def compare(n: int, block: int, with_analytics: bool = True) -> tuple[floa
             t_bare += await timed(bare, bare_bot, bare_chunk)
         await drain()
     stored = "control: no analytics"
-    if analytics is not None:
+    if analytics is not None and tmp is not None:
         await analytics.close(120)
         health = analytics.health()
         stored = f"written {health['written']:,}, dropped {health['dropped']}"
-    tmp.cleanup()
+        tmp.cleanup()
     return t_bare / n, t_second / n, stored
 
 

@@ -49,32 +49,34 @@ class UpdateContext:
                 analytics.mark_escalated()
     """
 
-    # What an update starts with; __init__ sets only what differs per update, as it runs
-    # for every update on the bot's event loop.
-    handled: bool = False  #: set when the handler is done: False when no handler took it
-    #: When the handler finished (``perf_counter``); None while it runs.
-    t_end: float | None = None
-    #: The time from a custom clock; None: the writer derives it from ``t0``.
-    received: datetime | None = None
-    _facts: Facts | Skipped | None = None
-    _target: tuple[str | None, int | None] | None = None
-    first_reply: str | None = None  #: the first reply's text
-    first_reply_at: float | None = None
-    reply_count: int = 0
-    escalated: bool = False
-    intent: str | None = None
-    #: Conversions tracked while handling; stored right after this interaction so that
-    #: attribution finds it.
-    conversions: list[ConversionEvent] | None = None
-    error: str | None = None  #: the class of the exception the handler raised
+    __slots__ = ("_facts", "_plugin", "_target", "bot", "bot_id", "conversions", "error",
+                 "escalated", "first_reply", "first_reply_at", "handled", "intent",
+                 "received", "reply_count", "t0", "t_end", "tenant_id", "update")
+    handled: bool  #: set when the handler is done: False when no handler took the update
 
     def __init__(self, plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str],
-                 t0: float):
+                 t0: float, received: datetime | None = None):
         self._plugin = plugin
         self.update = update
         self.bot = bot
         self.bot_id, self.tenant_id = ident
-        self.t0 = t0  #: when the middleware took the update (``perf_counter``)
+        #: When the middleware took the update (``perf_counter``) and, once the handler
+        #: is done, when it finished.
+        self.t0 = t0
+        self.t_end: float | None = None
+        #: The time from a custom clock; None: the writer derives it from ``t0``.
+        self.received = received
+        self._facts: Facts | Skipped | None = None
+        self._target: tuple[str | None, int | None] | None = None
+        self.first_reply: str | None = None  # the first reply's text
+        self.first_reply_at: float | None = None
+        self.reply_count = 0
+        self.escalated = False
+        self.intent: str | None = None
+        #: Conversions tracked while handling; stored right after this interaction so
+        #: that attribution finds it.
+        self.conversions: list[ConversionEvent] | None = None
+        self.error: str | None = None  # the class of the exception the handler raised
 
     def record(self, wall_offset: float) -> Captured:
         """What the writer stores of this update once its handler is done.

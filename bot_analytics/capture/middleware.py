@@ -33,10 +33,10 @@ class CaptureMiddleware(BaseMiddleware):
         plugin = self.plugin
         try:
             bot = data["bot"]
+            clock = plugin._custom_clock
             ctx = UpdateContext(plugin, event, bot,
-                                plugin._bots.get(bot) or plugin._bot_identity(bot), t0)
-            if plugin._custom_clock is not None:
-                ctx.received = plugin._custom_clock()
+                                plugin._bots.get(bot) or plugin._bot_identity(bot), t0,
+                                None if clock is None else clock())
         except Exception as error:
             ctx = plugin._failed_context(event, data.get("bot"), t0, error)
         data["analytics"] = ctx
