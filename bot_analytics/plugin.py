@@ -87,7 +87,11 @@ class Analytics:
             backoff_max=w.backoff_max, prepare_store=self._prepare_store)
         #: Answer end users' /optout and /optin in the capture middleware.
         self.opt_commands = s.privacy.optout_commands
-        self._bots: dict[Any, tuple[int, str]] = {}
+        #: (bot id, tenant) of each Bot object seen, keyed by ``id(bot)`` (cheaper on the
+        #: hot path than aiogram's ``Bot.__hash__``); ``_bot_objects`` keeps those bots
+        #: alive, so that an id is never reused for another.
+        self._bots: dict[int, tuple[int, str]] = {}
+        self._bot_objects: list[Any] = []
         #: Bots by id, for the jobs that post reports and alerts.
         self.bots_by_id: dict[int, Any] = {}
         from .reports.deliver import DeliveryCounters
@@ -330,7 +334,8 @@ class Analytics:
         """Bot id and tenant of a bot seen for the first time (then cached)."""
         bot_id = bot.id
         ident = (bot_id, self.settings.tenants.tenant_of(bot_id))
-        self._bots[bot] = ident
+        self._bots[id(bot)] = ident
+        self._bot_objects.append(bot)
         self.bots_by_id.setdefault(bot_id, bot)
         self.instrument(bot)
         return ident

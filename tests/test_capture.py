@@ -93,3 +93,49 @@ async def test_what_a_task_does_after_the_handler_returned_is_not_the_interactio
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert "mark_escalated() was called after the handler" in warned
     assert "set_intent() was called after the handler" in warned
+
+
+async def test_a_broadcast_from_one_handler_counts_every_reply(
+        database_url: str, tmp_path: Path) -> None:
+    """More requests than the context keeps unread: those are read while the handler
+    still runs, and the count and the first reply come out the same."""
+    analytics = Analytics(make_settings(database_url, tmp_path))
+    dp = Dispatcher()
+    sent = 150
+
+    @dp.message()
+    async def broadcast(message: Message, bot: Bot) -> None:
+        await bot.send_message(99, "to someone else")  # not a reply to this chat
+        for i in range(sent):
+            await message.answer(f"part {i}")
+            if i == 100:
+                await bot.get_me()  # not a reply either
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await dp.feed_update(bot, message_update(bot, 1, "all of it"))
+    await analytics.close()
+    (row,) = rows(database_url, "SELECT reply_count, response_text, response_time_ms, "
+                                "handler_time_ms FROM interactions")
+    assert (row.reply_count, row.response_text) == (sent, "part 0")
+    assert 0 < row.response_time_ms < row.handler_time_ms
+    assert analytics.health()["capture_failures"] == 0
+
+
+async def test_a_request_that_cannot_be_read_keeps_the_interaction(
+        database_url: str, tmp_path: Path) -> None:
+    analytics = Analytics(make_settings(database_url, tmp_path))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def handler(message: Message, analytics: UpdateContext) -> None:
+        await message.answer("ok")
+        analytics.note_request(object(), 0.0)  # no Bot API method at all
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await dp.feed_update(bot, message_update(bot, 1, "hi"))
+    await analytics.close()
+    (row,) = rows(database_url, "SELECT reply_count, response_text FROM interactions")
+    assert (row.reply_count, row.response_text) == (1, "ok")
+    assert analytics.health()["capture_failures"] == 1

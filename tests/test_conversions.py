@@ -113,7 +113,7 @@ async def test_telegram_payments_become_purchases(database_url: str, tmp_path: P
 async def test_attribution_window_and_idempotent_api(database_url: str,
                                                      tmp_path: Path) -> None:
     a = Analytics(make_settings(database_url, tmp_path))
-    a._bots[object()] = (42, "default")  # the bot this process serves
+    a._bots[0] = (42, "default")  # the bot this process serves
     window = timedelta(hours=24)
     a.writer.put(event(1, member=5, text="old question", ts=T0 - window - timedelta(seconds=1)))
     a.writer.put(event(2, member=6, text="edge", ts=T0 - window))

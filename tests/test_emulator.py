@@ -44,3 +44,22 @@ async def test_json_form_and_errors_over_http(emulator: TelegramEmulator) -> Non
                              ) as r:
             assert (await r.json())["result"] == []
     assert [m["text"] for m in user.received()] == ["json body", "form body"]
+
+
+async def test_wire_session_encodes_requests_and_decodes_answers() -> None:
+    from aiogram import Bot
+    from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+    from bot_analytics.emulator import WireSession
+
+    bot = Bot("42:WIRE", session=WireSession())
+    markup = InlineKeyboardMarkup(inline_keyboard=[[
+        InlineKeyboardButton(text="Buy", callback_data="buy")]])
+    first = await bot.send_message(7, "Hello", reply_markup=markup)
+    second = await bot.send_message(7, "Again")
+    assert isinstance(first, Message) and first.text == "Hello" and first.chat.id == 7
+    assert first.from_user is not None and first.from_user.id == 42  # the token's bot
+    assert (first.message_id, second.message_id) == (1, 2)
+    assert await bot.answer_callback_query("q1", text="ok") is True
+    # The JSON answer is read by aiogram into a Message: dates become aware datetimes.
+    assert first.date.tzinfo is not None

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot_analytics")
 
 _MAX_INTENT = 64
+#: Requests kept unread per update; a handler that sends more (a broadcast) has them
+#: read as it goes rather than held until the writer reads them.
+_MAX_PENDING = 64
+_NO_REPLIES: tuple[int, str | None, float | None] = (0, None, None)
 
 #: The update being handled in this task; the request middleware ties replies to it.
 current_update: ContextVar[UpdateContext | None] = ContextVar("bot_analytics_update",
@@ -49,13 +53,13 @@ class UpdateContext:
                 analytics.mark_escalated()
     """
 
-    __slots__ = ("_facts", "_plugin", "_target", "bot", "bot_id", "conversions", "error",
-                 "escalated", "first_reply", "first_reply_at", "handled", "intent",
-                 "received", "reply_count", "t0", "t_end", "tenant_id", "update")
+    __slots__ = ("_facts", "_plugin", "_replies", "bot", "bot_id", "conversions", "error",
+                 "escalated", "handled", "intent", "received", "requests", "t0", "t_end",
+                 "tenant_id", "update")
     handled: bool  #: set when the handler is done: False when no handler took the update
 
     def __init__(self, plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str],
-                 t0: float, received: datetime | None = None):
+                 t0: float):
         self._plugin = plugin
         self.update = update
         self.bot = bot
@@ -65,12 +69,12 @@ class UpdateContext:
         self.t0 = t0
         self.t_end: float | None = None
         #: The time from a custom clock; None: the writer derives it from ``t0``.
-        self.received = received
+        self.received: datetime | None = None
         self._facts: Facts | Skipped | None = None
-        self._target: tuple[str | None, int | None] | None = None
-        self.first_reply: str | None = None  # the first reply's text
-        self.first_reply_at: float | None = None
-        self.reply_count = 0
+        #: Requests the bot completed while the handler ran, as (method, perf_counter),
+        #: not yet read: which of them answer this update is worked out in the writer.
+        self.requests: list[tuple[Any, float]] | None = None
+        self._replies = _NO_REPLIES  # what the requests read so far came to
         self.escalated = False
         self.intent: str | None = None
         #: Conversions tracked while handling; stored right after this interaction so
@@ -81,14 +85,14 @@ class UpdateContext:
     def record(self, wall_offset: float) -> Captured:
         """What the writer stores of this update once its handler is done.
         ``wall_offset`` turns ``perf_counter`` readings into epoch seconds."""
-        t0, first = self.t0, self.first_reply_at
-        received = self.received
+        t0, received = self.t0, self.received
+        count, text, first = self.replies()
         return Captured(
             self.update, self.bot_id, self.tenant_id,
             received if received is not None else t0 + wall_offset,
             self.handled, self.error, (self.t_end - t0) * 1000.0,  # type: ignore[operator]
-            self.first_reply, None if first is None else (first - t0) * 1000.0,
-            self.reply_count, self.escalated, self.intent)
+            text, None if first is None else (first - t0) * 1000.0, count,
+            self.escalated, self.intent)
 
     def _late(self, what: str) -> bool:
         """True when the handler has already returned: the interaction is on its way to
@@ -225,31 +229,50 @@ class UpdateContext:
             await self._plugin.opt_in(member, tenant_id=self.tenant_id, bot_id=self.bot_id)
 
     # -- replies -----------------------------------------------------------------------------
-    def is_reply(self, method: Any) -> bool:
-        target = self._target
-        if target is None:
-            target = self._target = reply_target(self.update)
-        kind, chat = target
-        if kind is None:
-            return False
-        name = method.__api_method__
-        if name in CONTENT_METHODS:
-            chat_id = getattr(method, "chat_id", None)
-            if chat_id is None:
-                # Edits of inline messages address no chat.
-                return getattr(method, "inline_message_id", None) is not None
-            return chat_id == chat
-        if name == "answerCallbackQuery":
-            return kind == "callback_query" and bool(getattr(method, "text", None))
-        if name == "answerInlineQuery":
-            return kind == "inline_query"
-        return False
+    def note_request(self, method: Any, completed_at: float) -> None:
+        """Keep a request the bot completed while the handler ran (the hot path: it is
+        read later, by :meth:`replies`)."""
+        requests = self.requests
+        if requests is None:
+            self.requests = [(method, completed_at)]
+        else:
+            requests.append((method, completed_at))
+            if len(requests) >= _MAX_PENDING:
+                self.replies()
 
-    def note_reply(self, method: Any, completed_at: float) -> None:
-        """Count a request sent while the handler ran, if it answers this update."""
-        if self.t_end is not None or not self.is_reply(method):
-            return
-        self.reply_count += 1
-        if self.first_reply_at is None:
-            self.first_reply_at = completed_at
-            self.first_reply = reply_text(method)
+    def replies(self) -> tuple[int, str | None, float | None]:
+        """How many of the requests answer this update, the first answer's text and
+        when it completed (``perf_counter``). Never raises: a request that cannot be
+        read is counted as a capture failure."""
+        count, text, first = self._replies
+        requests = self.requests
+        if requests:
+            self.requests = None
+            try:
+                kind, chat = reply_target(self.update)
+                for method, completed_at in requests:
+                    if kind is not None and is_reply(method, kind, chat):
+                        count += 1
+                        if first is None:
+                            text, first = reply_text(method), completed_at
+            except Exception:  # the interaction is stored with the replies read so far
+                self._plugin._capture_failed("reading the replies to update %s",
+                                             getattr(self.update, "update_id", "?"))
+            self._replies = (count, text, first)
+        return count, text, first
+
+
+def is_reply(method: Any, kind: str, chat: int | None) -> bool:
+    """Whether a Bot API request answers an update of type ``kind`` from ``chat``."""
+    name = method.__api_method__
+    if name in CONTENT_METHODS:
+        chat_id = getattr(method, "chat_id", None)
+        if chat_id is None:
+            # Edits of inline messages address no chat.
+            return getattr(method, "inline_message_id", None) is not None
+        return bool(chat_id == chat)
+    if name == "answerCallbackQuery":
+        return kind == "callback_query" and bool(getattr(method, "text", None))
+    if name == "answerInlineQuery":
+        return kind == "inline_query"
+    return False

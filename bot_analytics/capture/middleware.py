@@ -33,10 +33,10 @@ class CaptureMiddleware(BaseMiddleware):
         plugin = self.plugin
         try:
             bot = data["bot"]
-            clock = plugin._custom_clock
             ctx = UpdateContext(plugin, event, bot,
-                                plugin._bots.get(bot) or plugin._bot_identity(bot), t0,
-                                None if clock is None else clock())
+                                plugin._bots.get(id(bot)) or plugin._bot_identity(bot), t0)
+            if plugin._custom_clock is not None:
+                ctx.received = plugin._custom_clock()
         except Exception as error:
             ctx = plugin._failed_context(event, data.get("bot"), t0, error)
         data["analytics"] = ctx
@@ -56,7 +56,7 @@ class CaptureMiddleware(BaseMiddleware):
         if result is not None and result is not UNHANDLED and \
                 isinstance(result, TelegramMethod):
             # Answered as a webhook response: Telegram completes it after we return.
-            ctx.note_reply(result, t_end)
+            ctx.note_request(result, t_end)
         finish(plugin, ctx, result, t_end)
         return result
 

@@ -1,5 +1,6 @@
-"""The request middleware on a bot's session: ties each reply to the update being
-handled (through a contextvar) and records when it completed."""
+"""The request middleware on a bot's session: ties each request to the update being
+handled (through a contextvar) and records when it completed. Which requests answer the
+update is worked out later, in the writer thread."""
 
 from __future__ import annotations
 
@@ -21,10 +22,7 @@ class ReplyMiddleware(BaseRequestMiddleware):
     async def __call__(self, make_request: Any, bot: Any, method: Any) -> Any:
         ctx = current_update.get()
         response = await make_request(bot, method)
-        if ctx is not None:
-            try:
-                ctx.note_reply(method, perf_counter())
-            except Exception:
-                self.plugin._capture_failed("recording a reply (%s)",
-                                            getattr(method, "__api_method__", "?"))
+        # Only requests completed while the handler runs: a task it started may outlive it.
+        if ctx is not None and ctx.t_end is None:
+            ctx.note_request(method, perf_counter())  # never raises
         return response
