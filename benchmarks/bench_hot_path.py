@@ -10,8 +10,8 @@ The session (``--session``): ``wire``, the default, does for each request what a
 HTTP session does except the round trip: it builds and encodes the request body and
 reads Telegram's JSON answer into a Message (``bot_analytics.emulator.WireSession``).
 ``memory`` hands back a Message built directly, skipping that work
-(``MemorySession``): the bare bot then does less per update than a real one, and
-the ratio is the upper bound of the two.
+(``MemorySession``): the bare bot then does about half of what a real one does per
+update.
 
 The handler has no filter: aiogram runs synchronous filters such as ``F.text`` in a
 worker thread, and the timing of that hand-off would swamp the few microseconds
