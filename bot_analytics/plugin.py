@@ -253,7 +253,7 @@ class Analytics:
         starts with; call it for bots used outside, such as a webhook's)."""
         session = bot.session
         if id(session) not in self._sessions:
-            session.middleware(ReplyMiddleware(self))
+            session.middleware(ReplyMiddleware())
             self._sessions.add(id(session))
         return bot
 

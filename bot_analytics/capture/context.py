@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..events import Captured, ConversionEvent, Skipped, conversion_event
-from .extract import Facts, read_update, reply_target, reply_text
+from .extract import Facts, is_reply, read_update, reply_target, reply_text
 
 if TYPE_CHECKING:
     from ..experiments import Variant
@@ -30,16 +30,6 @@ current_update: ContextVar[UpdateContext | None] = ContextVar("bot_analytics_upd
 OPT_COMMANDS = frozenset({"/optout", "/optin"})
 OPTED_OUT = "You will no longer be included in this bot's analytics. Send /optin to undo."
 OPTED_IN = "You are included in this bot's analytics again. Send /optout to stop."
-
-#: Bot API methods that send content to a chat.
-CONTENT_METHODS = frozenset({
-    "sendMessage", "sendPhoto", "sendDocument", "sendVideo", "sendAudio", "sendVoice",
-    "sendAnimation", "sendSticker", "sendVideoNote", "sendLocation", "sendVenue",
-    "sendContact", "sendPoll", "sendDice", "sendMediaGroup", "sendInvoice", "sendPaidMedia",
-    "sendChecklist", "copyMessage", "copyMessages", "forwardMessage", "forwardMessages",
-    "editMessageText", "editMessageCaption", "editMessageMedia", "editMessageReplyMarkup",
-    "editMessageLiveLocation", "sendGame",
-})
 
 
 class UpdateContext:
@@ -261,18 +251,3 @@ class UpdateContext:
             self._replies = (count, text, first)
         return count, text, first
 
-
-def is_reply(method: Any, kind: str, chat: int | None) -> bool:
-    """Whether a Bot API request answers an update of type ``kind`` from ``chat``."""
-    name = method.__api_method__
-    if name in CONTENT_METHODS:
-        chat_id = getattr(method, "chat_id", None)
-        if chat_id is None:
-            # Edits of inline messages address no chat.
-            return getattr(method, "inline_message_id", None) is not None
-        return bool(chat_id == chat)
-    if name == "answerCallbackQuery":
-        return kind == "callback_query" and bool(getattr(method, "text", None))
-    if name == "answerInlineQuery":
-        return kind == "inline_query"
-    return False

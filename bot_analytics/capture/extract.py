@@ -126,6 +126,17 @@ def read_update(update: Any) -> Facts | Skipped:
     return Skipped(f"type:{update.event_type}")
 
 
+#: Bot API methods that send content to a chat.
+CONTENT_METHODS = frozenset({
+    "sendMessage", "sendPhoto", "sendDocument", "sendVideo", "sendAudio", "sendVoice",
+    "sendAnimation", "sendSticker", "sendVideoNote", "sendLocation", "sendVenue",
+    "sendContact", "sendPoll", "sendDice", "sendMediaGroup", "sendInvoice", "sendPaidMedia",
+    "sendChecklist", "copyMessage", "copyMessages", "forwardMessage", "forwardMessages",
+    "editMessageText", "editMessageCaption", "editMessageMedia", "editMessageReplyMarkup",
+    "editMessageLiveLocation", "sendGame",
+})
+
+
 def reply_target(update: Any) -> tuple[str | None, int | None]:
     """(update type, chat id) for matching replies: the least reading that does it."""
     msg = update.message
@@ -151,6 +162,22 @@ def reply_text(method: Any) -> str | None:
     if text is None and getattr(method, "__api_method__", None) == "sendInvoice":
         text = getattr(method, "description", None)
     return text if isinstance(text, str) else None
+
+
+def is_reply(method: Any, kind: str, chat: int | None) -> bool:
+    """Whether a Bot API request answers an update of type ``kind`` from ``chat``."""
+    name = method.__api_method__
+    if name in CONTENT_METHODS:
+        chat_id = getattr(method, "chat_id", None)
+        if chat_id is None:
+            # Edits of inline messages address no chat.
+            return getattr(method, "inline_message_id", None) is not None
+        return bool(chat_id == chat)
+    if name == "answerCallbackQuery":
+        return kind == "callback_query" and bool(getattr(method, "text", None))
+    if name == "answerInlineQuery":
+        return kind == "inline_query"
+    return False
 
 
 def to_events(c: Captured) -> list[InteractionEvent | MemberEvent | ConversionEvent] | Skipped:

@@ -5,20 +5,14 @@ update is worked out later, in the writer thread."""
 from __future__ import annotations
 
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 
 from .context import current_update
 
-if TYPE_CHECKING:
-    from ..plugin import Analytics
-
 
 class ReplyMiddleware(BaseRequestMiddleware):
-    def __init__(self, plugin: Analytics):
-        self.plugin = plugin
-
     async def __call__(self, make_request: Any, bot: Any, method: Any) -> Any:
         ctx = current_update.get()
         response = await make_request(bot, method)
