@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..events import Captured, ConversionEvent, Skipped, conversion_event
-from .extract import Facts, is_reply, read_update, reply_target, reply_text
+from .extract import Facts, Request, is_reply, read_request, read_update, reply_target, reply_text
 
 if TYPE_CHECKING:
     from ..experiments import Variant
@@ -61,9 +61,10 @@ class UpdateContext:
         #: The time from a custom clock; None: the writer derives it from ``t0``.
         self.received: datetime | None = None
         self._facts: Facts | Skipped | None = None
-        #: Requests the bot completed while the handler ran, as (method, perf_counter),
-        #: not yet read: which of them answer this update is worked out in the writer.
-        self.requests: list[tuple[Any, float]] | None = None
+        #: Requests the bot completed while the handler ran, as (method name, chat_id,
+        #: inline_message_id, text, perf_counter): which of them answer this update is
+        #: worked out in the writer.
+        self.requests: list[Request] | None = None
         self._replies = _NO_REPLIES  # what the requests read so far came to
         self.escalated = False
         self.intent: str | None = None
@@ -220,34 +221,42 @@ class UpdateContext:
 
     # -- replies -----------------------------------------------------------------------------
     def note_request(self, method: Any, completed_at: float) -> None:
-        """Keep a request the bot completed while the handler ran (the hot path: it is
-        read later, by :meth:`replies`)."""
+        """Keep what matching replies needs of a request the bot completed while the
+        handler ran (the hot path: which requests answer the update is worked out later,
+        by :meth:`replies`). The method object itself is not kept. Never raises: a
+        request that cannot be read is counted as a capture failure."""
+        try:
+            request = read_request(method, completed_at)
+        except Exception:
+            self._plugin._capture_failed("reading a request made for update %s",
+                                         getattr(self.update, "update_id", "?"))
+            return
         requests = self.requests
         if requests is None:
-            self.requests = [(method, completed_at)]
+            self.requests = [request]
         else:
-            requests.append((method, completed_at))
+            requests.append(request)
             if len(requests) >= _MAX_PENDING:
                 self.replies()
 
     def replies(self) -> tuple[int, str | None, float | None]:
         """How many of the requests answer this update, the first answer's text and
-        when it completed (``perf_counter``). Never raises: a request that cannot be
-        read is counted as a capture failure."""
+        when it completed (``perf_counter``). Never raises: should the update or a
+        request turn out unreadable, that is counted as a capture failure and the
+        replies read so far are kept."""
         count, text, first = self._replies
         requests = self.requests
         if requests:
             self.requests = None
             try:
                 kind, chat = reply_target(self.update)
-                for method, completed_at in requests:
-                    if kind is not None and is_reply(method, kind, chat):
+                for request in requests:
+                    if kind is not None and is_reply(request, kind, chat):
                         count += 1
                         if first is None:
-                            text, first = reply_text(method), completed_at
+                            text, first = reply_text(request), request[4]
             except Exception:  # the interaction is stored with the replies read so far
                 self._plugin._capture_failed("reading the replies to update %s",
                                              getattr(self.update, "update_id", "?"))
             self._replies = (count, text, first)
         return count, text, first
-

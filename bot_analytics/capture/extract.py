@@ -154,27 +154,39 @@ def reply_target(update: Any) -> tuple[str | None, int | None]:
     return None, None
 
 
-def reply_text(method: Any) -> str | None:
-    """The text (or caption) a reply sent."""
-    if method is None:
-        return None
-    text = getattr(method, "text", None) or getattr(method, "caption", None)
-    if text is None and getattr(method, "__api_method__", None) == "sendInvoice":
-        text = getattr(method, "description", None)
+#: What is kept of a Bot API request: (method name, chat_id, inline_message_id, text,
+#: when it completed).
+Request = tuple[str, Any, Any, Any, float]
+
+
+def read_request(method: Any, completed_at: float) -> Request:
+    """What matching replies needs of a request, read from the method's fields so that
+    the method object itself need not be kept. Raises for an object that is not a Bot
+    API method."""
+    fields = method.__dict__
+    name = method.__api_method__
+    text = fields.get("text") or fields.get("caption")
+    if text is None and name == "sendInvoice":
+        text = fields.get("description")
+    return name, fields.get("chat_id"), fields.get("inline_message_id"), text, completed_at
+
+
+def reply_text(request: Request) -> str | None:
+    """The text (or caption, or an invoice's description) a reply sent."""
+    text = request[3]
     return text if isinstance(text, str) else None
 
 
-def is_reply(method: Any, kind: str, chat: int | None) -> bool:
+def is_reply(request: Request, kind: str, chat: int | None) -> bool:
     """Whether a Bot API request answers an update of type ``kind`` from ``chat``."""
-    name = method.__api_method__
+    name, chat_id, inline_message_id, text, _ = request
     if name in CONTENT_METHODS:
-        chat_id = getattr(method, "chat_id", None)
         if chat_id is None:
             # Edits of inline messages address no chat.
-            return getattr(method, "inline_message_id", None) is not None
+            return inline_message_id is not None
         return bool(chat_id == chat)
     if name == "answerCallbackQuery":
-        return kind == "callback_query" and bool(getattr(method, "text", None))
+        return kind == "callback_query" and bool(text)
     if name == "answerInlineQuery":
         return kind == "inline_query"
     return False
