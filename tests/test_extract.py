@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiogram.types import Update
+from aiogram import methods
+from aiogram.types import LabeledPrice, Update
 
-from bot_analytics.capture.extract import Facts, parse_command, read_update
+from bot_analytics.capture.extract import (
+    Facts,
+    is_reply,
+    parse_command,
+    read_request,
+    read_update,
+    reply_text,
+)
 from bot_analytics.events import Skipped
 
 USER = {"id": 11, "is_bot": False, "first_name": "U", "language_code": "pt-BR"}
@@ -96,3 +104,36 @@ def test_skip_reasons() -> None:
     assert read_update(upd(shipping_query={"id": "s", "from": USER, "invoice_payload": "x",
                                            "shipping_address": address})) \
         == Skipped("type:shipping_query")
+
+
+@pytest.mark.parametrize(("method", "kind", "chat", "reply", "text"), [
+    (methods.SendMessage(chat_id=11, text="hi"), "message", 11, True, "hi"),
+    (methods.SendMessage(chat_id=12, text="hi"), "message", 11, False, "hi"),  # another chat
+    (methods.SendPhoto(chat_id=11, photo="file-1", caption="look"), "message", 11, True,
+     "look"),
+    (methods.SendInvoice(chat_id=11, title="Premium", description="A month of Premium",
+                         payload="p", currency="XTR",
+                         prices=[LabeledPrice(label="Premium", amount=5)]),
+     "message", 11, True, "A month of Premium"),
+    (methods.EditMessageText(inline_message_id="im", text="edited"), "callback_query", None,
+     True, "edited"),  # an inline message's edit addresses no chat
+    (methods.AnswerCallbackQuery(callback_query_id="c", text="Done"), "callback_query", None,
+     True, "Done"),
+    (methods.AnswerCallbackQuery(callback_query_id="c"), "callback_query", None, False, None),
+    (methods.AnswerCallbackQuery(callback_query_id="c", text="Done"), "message", 11, False,
+     "Done"),
+    (methods.AnswerInlineQuery(inline_query_id="q", results=[]), "inline_query", None, True,
+     None),
+    (methods.GetMe(), "message", 11, False, None),
+])
+def test_requests_are_read_into_what_matching_replies_needs(
+        method: Any, kind: str, chat: int | None, reply: bool, text: str | None) -> None:
+    request = read_request(method, 2.5)
+    assert request[0] == method.__api_method__ and request[4] == 2.5
+    assert is_reply(request, kind, chat) is reply
+    assert reply_text(request) == text
+
+
+def test_an_object_that_is_no_bot_api_method_cannot_be_read() -> None:
+    with pytest.raises(AttributeError):
+        read_request(object(), 0.0)
