@@ -108,10 +108,10 @@ class GenericBuilds:
                 self.count += 1
             return self._build(*args, **kwargs)
 
-        pydantic_generics.create_generic_submodel = build  # type: ignore[assignment]
+        pydantic_generics.create_generic_submodel = build
 
 
-BUILDS: GenericBuilds | None = None
+BUILDS = GenericBuilds()
 PINNED: list[type] = []  # generic models kept alive for the whole run
 
 
@@ -147,14 +147,12 @@ async def compare(n: int, block: int, session: str,
 
     async def timed(dp: Dispatcher, b: Bot, chunk: list[Update]) -> float:
         gc.collect()
-        if BUILDS is not None:
-            BUILDS.counting = True
+        BUILDS.counting = True
         t = time.perf_counter()
         for u in chunk:
             await dp.feed_update(b, u)
         t = time.perf_counter() - t
-        if BUILDS is not None:
-            BUILDS.counting = False
+        BUILDS.counting = False
         return t
 
     t_bare = t_second = 0.0
@@ -224,13 +222,11 @@ async def middleware_alone(n: int) -> tuple[float, float]:
 
 async def run(n: int, block: int, runs: int, control: bool, session: str,
               pin: bool) -> None:
-    global BUILDS
     print(f"{n:,} message updates through each dispatcher, alternating blocks of {block}; "
           f"{runs} runs, each with everything built afresh; {session} session; "
           f"aiogram's Response classes {'kept alive' if pin else 'left to pydantic'}")
     if pin:  # the two answers the session gives: a Message for sendMessage, else True
         PINNED.extend((Response[Message], Response[bool]))
-    BUILDS = GenericBuilds()
     ratios: list[float] = []
     controls: list[float] = []
     for i in range(runs):

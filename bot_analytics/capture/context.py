@@ -250,11 +250,12 @@ class UpdateContext:
             self.requests = None
             try:
                 kind, chat = reply_target(self.update)
-                for request in requests:
-                    if kind is not None and is_reply(request, kind, chat):
-                        count += 1
-                        if first is None:
-                            text, first = reply_text(request), request[4]
+                if kind is not None:  # else nothing can answer this update
+                    for request in requests:
+                        if is_reply(request, kind, chat):
+                            count += 1
+                            if first is None:
+                                text, first = reply_text(request), request[4]
             except Exception:  # the interaction is stored with the replies read so far
                 self._plugin._capture_failed("reading the replies to update %s",
                                              getattr(self.update, "update_id", "?"))
