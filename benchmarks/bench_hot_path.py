@@ -4,7 +4,8 @@ one process with a session that does not go on the network. Prints the time rati
 (target: 1.03 or less).
 
     python benchmarks/bench_hot_path.py [--updates 20000] [--block 500] [--runs 10]
-                                        [--control] [--session wire|memory] [--no-pin]
+                                        [--control] [--hooks] [--session wire|memory]
+                                        [--no-pin]
 
 The session (``--session``): ``wire``, the default, does for each request what aiogram's
 HTTP session does except the round trip: it builds and encodes the request body and
@@ -33,7 +34,10 @@ builds everything afresh (the two sides' updates created in turns, neither alway
 first), the comparison is repeated ``--runs`` times, and the mean ratio is printed
 with its 95% confidence interval. ``--control`` also runs each comparison once with
 analytics left out of the second dispatcher: what the benchmark reports when nothing
-differs. Then the capture middleware is called on its own in a loop (a handler that does
+differs. ``--hooks`` runs it once more with only the hooks the design asks for on the
+second dispatcher and nothing behind them (an outer middleware that puts a per-update
+object under ``analytics`` and sets a contextvar, and a request middleware that reads
+it): the least any capture built on these hooks costs. Then the capture middleware is called on its own in a loop (a handler that does
 nothing, no dispatcher) next to an empty middleware: the plugin's own work per update
 without aiogram around it.
 """
@@ -47,11 +51,13 @@ import random
 import statistics
 import tempfile
 import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import pydantic._internal._generics as pydantic_generics
 from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.methods.base import Response
 from aiogram.types import Message, Update
 
@@ -115,10 +121,37 @@ BUILDS = GenericBuilds()
 PINNED: list[type] = []  # generic models kept alive for the whole run
 
 
+HOOKED: ContextVar[object | None] = ContextVar("bench_hooked", default=None)
+
+
+class HooksOnly(BaseMiddleware):
+    """The least a capture can do on ``dp.update`` under this design: a per-update
+    object in the handler data under ``analytics`` and a contextvar naming it while the
+    handler runs, so that a request middleware can tie requests to the update."""
+
+    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        data["analytics"] = context = object()
+        token = HOOKED.set(context)
+        try:
+            return await handler(event, data)
+        finally:
+            HOOKED.reset(token)
+
+
+class HooksOnlyRequests(BaseRequestMiddleware):
+    """The least a request middleware can do: look up the update it belongs to."""
+
+    async def __call__(self, make_request: Any, bot: Any, method: Any) -> Any:
+        HOOKED.get()
+        return await make_request(bot, method)
+
+
 async def compare(n: int, block: int, session: str,
-                  with_analytics: bool = True) -> tuple[float, float, str]:
-    """Seconds per update through a bare dispatcher and through the second one (with
-    analytics unless this is the control run), and what analytics stored."""
+                  mode: str = "analytics") -> tuple[float, float, str]:
+    """Seconds per update through a bare dispatcher and through the second one, and what
+    analytics stored. The second dispatcher has analytics set up (``analytics``), is as
+    bare as the first (``control``), or has only :class:`HooksOnly` and
+    :class:`HooksOnlyRequests` (``hooks``)."""
     # Each dispatcher has a bot of its own: the bare one's session has no middleware.
     bare_bot = Bot("42:BENCH", session=SESSIONS[session]())
     bot = Bot("42:BENCH", session=SESSIONS[session]())
@@ -126,7 +159,10 @@ async def compare(n: int, block: int, session: str,
     bare = dispatcher()
     second = dispatcher()
     analytics = tmp = None
-    if with_analytics:
+    if mode == "hooks":
+        second.update.outer_middleware(HooksOnly())
+        bot.session.middleware(HooksOnlyRequests())
+    if mode == "analytics":
         tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
         work = Path(tmp.name)
         analytics = Analytics(parse_settings({
@@ -165,7 +201,7 @@ async def compare(n: int, block: int, session: str,
             t_second += await timed(second, bot, chunk)
             t_bare += await timed(bare, bare_bot, bare_chunk)
         await drain()
-    stored = "control: no analytics"
+    stored = {"control": "control: no analytics", "hooks": "hooks only"}.get(mode, "")
     if analytics is not None and tmp is not None:
         await analytics.close(120)
         health = analytics.health()
@@ -220,26 +256,32 @@ async def middleware_alone(n: int) -> tuple[float, float]:
     return best["empty"], best["capture"]
 
 
-async def run(n: int, block: int, runs: int, control: bool, session: str,
+LABELS = {"analytics": "with analytics", "control": "control       ",
+          "hooks": "hooks only    "}
+
+
+async def run(n: int, block: int, runs: int, control: bool, hooks: bool, session: str,
               pin: bool) -> None:
     print(f"{n:,} message updates through each dispatcher, alternating blocks of {block}; "
           f"{runs} runs, each with everything built afresh; {session} session; "
           f"aiogram's Response classes {'kept alive' if pin else 'left to pydantic'}")
     if pin:  # the two answers the session gives: a Message for sendMessage, else True
         PINNED.extend((Response[Message], Response[bool]))
-    ratios: list[float] = []
-    controls: list[float] = []
+    modes = ["analytics"] + ["control"] * control + ["hooks"] * hooks
+    ratios: dict[str, list[float]] = {mode: [] for mode in modes}
     for i in range(runs):
-        for with_analytics in ((True, False) if control else (True,)):
-            bare, second, stored = await compare(n, block, session, with_analytics)
-            (ratios if with_analytics else controls).append(second / bare)
-            label = "with analytics" if with_analytics else "control       "
-            print(f"run {i + 1:2}: bare {bare * 1e6:6.1f} us/update, {label} "
+        for mode in modes:
+            bare, second, stored = await compare(n, block, session, mode)
+            ratios[mode].append(second / bare)
+            print(f"run {i + 1:2}: bare {bare * 1e6:6.1f} us/update, {LABELS[mode]} "
                   f"{second * 1e6:6.1f} us/update, ratio {second / bare:.3f} ({stored})",
                   flush=True)
     if control:
-        print(f"control ratio (both dispatchers bare): {summary(controls)}")
-    print(f"hot-path ratio: {summary(ratios)}   target: 1.03 or less")
+        print(f"control ratio (both dispatchers bare): {summary(ratios['control'])}")
+    if hooks:
+        print(f"hooks-only ratio (the middlewares with nothing behind them): "
+              f"{summary(ratios['hooks'])}")
+    print(f"hot-path ratio: {summary(ratios['analytics'])}   target: 1.03 or less")
     print(f"generic models built by pydantic during the timed blocks: {BUILDS.count}")
     empty, capture = await middleware_alone(n)
     print(f"middleware alone (best of 3 loops over {n:,} updates): empty {empty * 1e6:.2f} "
@@ -254,6 +296,10 @@ def main() -> None:
                    help="comparisons, each with fresh bots, dispatchers and updates")
     p.add_argument("--control", action="store_true",
                    help="also run each comparison with analytics left out (both sides bare)")
+    p.add_argument("--hooks", action="store_true",
+                   help="also run each comparison with only the hooks the capture needs "
+                        "(the data key, the contextvar, a request middleware) and no work "
+                        "behind them: the least any capture of this design costs")
     p.add_argument("--session", choices=sorted(SESSIONS), default="wire",
                    help="wire: requests encoded and answers decoded as over HTTP (default); "
                         "memory: answers handed back without that work")
@@ -263,7 +309,7 @@ def main() -> None:
     a = p.parse_args()
     if a.updates < a.block or a.block < 1 or a.runs < 1:
         p.error("--updates must be at least --block, and --block and --runs at least 1")
-    asyncio.run(run(a.updates, a.block, a.runs, a.control, a.session, a.pin))
+    asyncio.run(run(a.updates, a.block, a.runs, a.control, a.hooks, a.session, a.pin))
 
 
 if __name__ == "__main__":
