@@ -37,9 +37,9 @@ analytics left out of the second dispatcher: what the benchmark reports when not
 differs. ``--hooks`` runs it once more with only the hooks the design asks for on the
 second dispatcher and nothing behind them (an outer middleware that puts a per-update
 object under ``analytics`` and sets a contextvar, and a request middleware that reads
-it): the least any capture built on these hooks costs. Then the capture middleware is called on its own in a loop (a handler that does
-nothing, no dispatcher) next to an empty middleware: the plugin's own work per update
-without aiogram around it.
+it): the least any capture built on these hooks costs. Then the capture middleware is
+called on its own in a loop (a handler that does nothing, no dispatcher) next to an
+empty middleware: the plugin's own work per update without aiogram around it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,101 @@
+"""Machine instructions per update on the hot path, for valgrind's callgrind: wall-clock
+comparisons on a busy machine move by several percent, instruction counts do not.
+
+Feeds ``--updates`` message updates (after 600 of warm-up) through one dispatcher with
+the wire session, driving each update's coroutine from inside ``map()`` so that
+callgrind can count only those calls::
+
+    valgrind --tool=callgrind --toggle-collect=map_next --cache-sim=yes \\
+        --LL=2097152,16,64 --callgrind-out-file=out.analytics \\
+        python benchmarks/count_hot_path.py analytics
+    callgrind_annotate out.analytics | grep "PROGRAM TOTALS"
+
+and divide the totals by ``--updates``. The setups (first argument): ``bare``, no
+middleware; ``empty``, an outer middleware that only calls the handler; ``hooks``, the
+benchmark's hooks-only middlewares; ``analytics``, analytics set up. The writer's queue
+is emptied between blocks of 500 without storing anything, so only the bot's own work is
+counted. Run without valgrind it only checks that every update completes without
+waiting on the event loop, which counting this way needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot
+from aiogram.methods.base import Response
+from aiogram.types import Message, Update
+from bench_hot_path import (
+    SESSIONS,
+    EmptyMiddleware,
+    HooksOnly,
+    HooksOnlyRequests,
+    dispatcher,
+    make_updates,
+)
+
+from bot_analytics import Analytics
+from bot_analytics.config import parse_settings
+
+PINNED = [Response[Message], Response[bool]]  # as in bench_hot_path: no rebuilds
+WARM_UP = 600
+
+
+async def main(setup: str, n: int) -> None:
+    bot = Bot("42:BENCH", session=SESSIONS["wire"]())
+    [updates] = make_updates(WARM_UP + n, bot)
+    dp = dispatcher()
+    analytics = work = None
+    if setup == "empty":
+        dp.update.outer_middleware(EmptyMiddleware())
+    elif setup == "hooks":
+        dp.update.outer_middleware(HooksOnly())
+        bot.session.middleware(HooksOnlyRequests())
+    elif setup == "analytics":
+        work = Path(tempfile.mkdtemp(prefix="count-hot-"))
+        analytics = Analytics(parse_settings({
+            "database": f"sqlite:///{work / 'a.sqlite3'}",
+            "writer": {"spool_path": str(work / "spool"), "flush_at": 10 * n + 1000,
+                       "queue_size": 10 * n + 1000, "flush_interval": 3600}}))
+        analytics.setup(dp)
+        await analytics.start()
+        analytics.instrument(bot)
+
+    def drive(update: Update) -> None:
+        coroutine = dp.feed_update(bot, update)
+        try:
+            coroutine.send(None)
+        except StopIteration:
+            return
+        coroutine.close()
+        raise RuntimeError("an update waited on the event loop: it cannot be counted")
+
+    def empty_queue() -> None:
+        if analytics is not None:
+            analytics.writer._buf.clear()  # not stored: only the hot path is counted
+
+    for update in updates[:WARM_UP]:
+        await dp.feed_update(bot, update)
+    empty_queue()
+    rest: list[Any] = updates[WARM_UP:]
+    for start in range(0, n, 500):
+        list(map(drive, rest[start:start + 500]))  # callgrind counts inside map_next
+        empty_queue()
+    print(f"{setup}: {n:,} updates fed")
+    if work is not None:
+        shutil.rmtree(work)
+    os._exit(0)  # skip interpreter teardown: nothing after this is of interest
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("setup", choices=["bare", "empty", "hooks", "analytics"])
+    p.add_argument("--updates", type=int, default=1000)
+    a = p.parse_args()
+    asyncio.run(main(a.setup, a.updates))
