@@ -331,8 +331,8 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
                       finale=finale)
 
 
-def _more_than(emu: TelegramEmulator, count: int) -> bool:
-    return len(emu.messages_to(DEMO_ADMIN)) > count
+def _counted(counters: Any, before: int) -> bool:
+    return bool(counters.updates > before)
 
 
 #: The demo's operator: the Telegram user id of the shop's admin.
@@ -384,11 +384,13 @@ async def _wrap_up(analytics: Analytics, emu: TelegramEmulator, channel: int, wo
             charts.append(path)
     operator = emu.user("Operator", user_id=DEMO_ADMIN)
     session: list[tuple[str, list[str]]] = []
+    counters = analytics.writer.counters
     for command in ADMIN_SESSION:
         before = len(emu.messages_to(DEMO_ADMIN))
+        answered = counters.updates
         operator.send(command)
-        await emu.wait_for(functools.partial(_more_than, emu, before), timeout=30)
-        await asyncio.sleep(0.3)   # a chart may follow the text
+        # The plugin counts an admin command once its answer is complete, chart included.
+        await emu.wait_for(functools.partial(_counted, counters, answered), timeout=60)
         session.append((command, [m.get("text") or f"[picture: {m.get('caption') or 'chart'}]"
                                   for m in emu.messages_to(DEMO_ADMIN)[before:]]))
     return Finale(run_id, outcome, texts, charts, session)
