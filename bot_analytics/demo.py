@@ -270,10 +270,6 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
             pressed += 1
         return pressed
 
-    def caught_up(expected: int) -> bool:
-        h = analytics.writer.counters
-        return h.updates >= expected
-
     bar = None
     if progress:
         from tqdm import tqdm
@@ -301,12 +297,12 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
             i = j
             for coro in payments:
                 injected += await coro
-            await emu.wait_for(functools.partial(caught_up, injected), timeout=30)
+            await emu.wait_for(functools.partial(_caught_up, analytics, injected), timeout=30)
             answers = await answer_surveys()
             if answers:
                 injected += answers
                 answered += answers
-                await emu.wait_for(functools.partial(caught_up, injected), timeout=30)
+                await emu.wait_for(functools.partial(_caught_up, analytics, injected), timeout=30)
             if bar is not None:
                 bar.update(done)
             if on_slice is not None:
@@ -331,8 +327,9 @@ async def run_demo(*, users: int = 600, days: int = 30, seed: int = 7,
                       finale=finale)
 
 
-def _counted(counters: Any, before: int) -> bool:
-    return bool(counters.updates > before)
+def _caught_up(analytics: Analytics, expected: int) -> bool:
+    """True once the plugin has finished handling ``expected`` updates."""
+    return analytics.writer.counters.updates >= expected
 
 
 #: The demo's operator: the Telegram user id of the shop's admin.
@@ -384,13 +381,12 @@ async def _wrap_up(analytics: Analytics, emu: TelegramEmulator, channel: int, wo
             charts.append(path)
     operator = emu.user("Operator", user_id=DEMO_ADMIN)
     session: list[tuple[str, list[str]]] = []
-    counters = analytics.writer.counters
     for command in ADMIN_SESSION:
         before = len(emu.messages_to(DEMO_ADMIN))
-        answered = counters.updates
+        expected = analytics.writer.counters.updates + 1
         operator.send(command)
         # The plugin counts an admin command once its answer is complete, chart included.
-        await emu.wait_for(functools.partial(_counted, counters, answered), timeout=60)
+        await emu.wait_for(functools.partial(_caught_up, analytics, expected), timeout=60)
         session.append((command, [m.get("text") or f"[picture: {m.get('caption') or 'chart'}]"
                                   for m in emu.messages_to(DEMO_ADMIN)[before:]]))
     return Finale(run_id, outcome, texts, charts, session)
