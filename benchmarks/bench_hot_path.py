@@ -121,6 +121,13 @@ BUILDS = GenericBuilds()
 PINNED: list[type] = []  # generic models kept alive for the whole run
 
 
+def bench_analytics(work: Path, **writer: Any) -> Analytics:
+    """Analytics on a SQLite file in ``work``, with these writer settings."""
+    return Analytics(parse_settings({
+        "database": f"sqlite:///{work / 'a.sqlite3'}",
+        "writer": {"spool_path": str(work / "spool"), **writer}}))
+
+
 HOOKED: ContextVar[object | None] = ContextVar("bench_hooked", default=None)
 
 
@@ -165,9 +172,7 @@ async def compare(n: int, block: int, session: str,
     if mode == "analytics":
         tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
         work = Path(tmp.name)
-        analytics = Analytics(parse_settings({
-            "database": f"sqlite:///{work / 'a.sqlite3'}",
-            "writer": {"spool_path": str(work / "spool")}}))
+        analytics = bench_analytics(work)
         analytics.setup(second)
         await analytics.start()
         analytics.instrument(bot)
@@ -233,10 +238,7 @@ async def middleware_alone(n: int) -> tuple[float, float]:
     [updates] = make_updates(n, bot)
     tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
     work = Path(tmp.name)
-    analytics = Analytics(parse_settings({
-        "database": f"sqlite:///{work / 'a.sqlite3'}",
-        "writer": {"spool_path": str(work / "spool"), "queue_size": n + 1,
-                   "flush_at": n + 1, "flush_interval": 3600}}))
+    analytics = bench_analytics(work, queue_size=n + 1, flush_at=n + 1, flush_interval=3600)
     capture, empty = CaptureMiddleware(analytics), EmptyMiddleware()
 
     async def nothing(event: Any, data: dict[str, Any]) -> None:

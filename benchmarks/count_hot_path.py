@@ -36,12 +36,10 @@ from bench_hot_path import (
     EmptyMiddleware,
     HooksOnly,
     HooksOnlyRequests,
+    bench_analytics,
     dispatcher,
     make_updates,
 )
-
-from bot_analytics import Analytics
-from bot_analytics.config import parse_settings
 
 PINNED = [Response[Message], Response[bool]]  # as in bench_hot_path: no rebuilds
 WARM_UP = 600
@@ -59,10 +57,8 @@ async def main(setup: str, n: int) -> None:
         bot.session.middleware(HooksOnlyRequests())
     elif setup == "analytics":
         work = Path(tempfile.mkdtemp(prefix="count-hot-"))
-        analytics = Analytics(parse_settings({
-            "database": f"sqlite:///{work / 'a.sqlite3'}",
-            "writer": {"spool_path": str(work / "spool"), "flush_at": 10 * n + 1000,
-                       "queue_size": 10 * n + 1000, "flush_interval": 3600}}))
+        analytics = bench_analytics(work, flush_at=10 * n + 1000, queue_size=10 * n + 1000,
+                                    flush_interval=3600)
         analytics.setup(dp)
         await analytics.start()
         analytics.instrument(bot)
