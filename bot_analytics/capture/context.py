@@ -63,8 +63,9 @@ class UpdateContext:
         self._facts: Facts | Skipped | None = None
         #: Requests the bot completed while the handler ran, as (method name, chat_id,
         #: inline_message_id, text, perf_counter): which of them answer this update is
-        #: worked out in the writer.
-        self.requests: list[Request] | None = None
+        #: worked out in the writer. A single request is kept as its tuple, more in a
+        #: list: most handlers make one, and then no list waits in the queue.
+        self.requests: Request | list[Request] | None = None
         self._replies = _NO_REPLIES  # what the requests read so far came to
         self.escalated = False
         self.intent: str | None = None
@@ -233,7 +234,9 @@ class UpdateContext:
             return
         requests = self.requests
         if requests is None:
-            self.requests = [request]
+            self.requests = request
+        elif isinstance(requests, tuple):
+            self.requests = [requests, request]
         else:
             requests.append(request)
             if len(requests) >= _MAX_PENDING:
@@ -251,7 +254,7 @@ class UpdateContext:
             try:
                 kind, chat = reply_target(self.update)
                 if kind is not None:  # else nothing can answer this update
-                    for request in requests:
+                    for request in (requests,) if isinstance(requests, tuple) else requests:
                         if is_reply(request, kind, chat):
                             count += 1
                             if first is None:
