@@ -19,8 +19,9 @@ stored the warm-up updates.
 The setups (first argument): ``bare``, no middleware; ``empty``, an outer middleware
 that only calls the handler; ``hooks``, the benchmark's hooks-only middlewares;
 ``analytics``, analytics set up. The writer's queue is emptied between blocks of 500
-without storing anything, so only the bot's own work is counted. Run without valgrind it only checks that every update completes without
-waiting on the event loop, which counting this way needs.
+without storing anything, so only the bot's own work is counted. Run without valgrind
+it only checks that every update completes without waiting on the event loop, which
+counting this way needs.
 """
 
 from __future__ import annotations
