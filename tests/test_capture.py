@@ -122,6 +122,31 @@ async def test_a_broadcast_from_one_handler_counts_every_reply(
     assert analytics.health()["capture_failures"] == 0
 
 
+@pytest.mark.parametrize(("to", "expected"), [
+    ([99], (0, None)),             # one request, to another chat: no reply
+    ([7], (1, "message 0")),       # one reply to the person's chat (7)
+    ([99, 7], (1, "message 1")),   # the reply is the second request
+    ([7, 7], (2, "message 0")),    # two replies: the first one's text
+])
+async def test_replies_are_told_from_other_requests_whatever_their_number(
+        database_url: str, tmp_path: Path, to: list[int], expected: tuple[int, str | None]
+) -> None:
+    analytics = Analytics(make_settings(database_url, tmp_path))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def handler(message: Message, bot: Bot) -> None:
+        for i, chat in enumerate(to):
+            await bot.send_message(chat, f"message {i}")
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await dp.feed_update(bot, message_update(bot, 1, "hi"))
+    await analytics.close()
+    (row,) = rows(database_url, "SELECT reply_count, response_text FROM interactions")
+    assert (row.reply_count, row.response_text) == expected
+
+
 async def test_a_request_that_cannot_be_read_keeps_the_interaction(
         database_url: str, tmp_path: Path) -> None:
     analytics = Analytics(make_settings(database_url, tmp_path))
