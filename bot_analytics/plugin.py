@@ -382,7 +382,7 @@ class Analytics:
         self._capture_failed("reading update %s: %s", getattr(update, "update_id", "?"),
                              error)
         ctx = UpdateContext(self, update, bot, (0, self.settings.tenants.default), t0)
-        ctx._facts = Skipped("capture_error")
+        ctx.marks.facts = Skipped("capture_error")
         return ctx
 
     def _capture_failed(self, message: str, *args: Any) -> None:

@@ -129,7 +129,7 @@ def test_skip_reasons() -> None:
 def test_requests_are_read_into_what_matching_replies_needs(
         method: Any, kind: str, chat: int | None, reply: bool, text: str | None) -> None:
     request = read_request(method, 2.5)
-    assert request[0] == method.__api_method__ and request[4] == 2.5
+    assert request[0] == method.__api_method__ and request[3] == 2.5
     assert is_reply(request, kind, chat) is reply
     assert reply_text(request) == text
 

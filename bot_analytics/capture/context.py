@@ -32,6 +32,30 @@ OPTED_OUT = "You will no longer be included in this bot's analytics. Send /optin
 OPTED_IN = "You are included in this bot's analytics again. Send /optout to stop."
 
 
+class Marks:
+    """What only some updates have: a handler's marks, an error, an unhandled update, more
+    than one request. Kept apart from :class:`UpdateContext`, whose hot-path part stays
+    small: every context waits in the writer's queue until its batch is written."""
+
+    __slots__ = ("conversions", "error", "escalated", "facts", "handled", "intent",
+                 "received", "replies", "requests")
+
+    def __init__(self) -> None:
+        self.escalated = False
+        self.intent: str | None = None
+        #: Conversions tracked while handling; stored right after this interaction so
+        #: that attribution finds it.
+        self.conversions: list[ConversionEvent] | None = None
+        self.error: str | None = None  # the class of the exception the handler raised
+        self.handled = True  # False when no handler took the update
+        #: The time from a custom clock; None: the writer derives it from ``t0``.
+        self.received: datetime | None = None
+        self.facts: Facts | Skipped | None = None
+        #: Requests after the first, not yet read by ``replies()``.
+        self.requests: list[Request] | None = None
+        self.replies = _NO_REPLIES  # what the requests read so far came to
+
+
 class UpdateContext:
     """What the plugin knows about the update being handled, and what the handler can
     tell it. Injected into handler data under the key ``analytics``.
@@ -43,44 +67,72 @@ class UpdateContext:
                 analytics.mark_escalated()
     """
 
-    __slots__ = ("_facts", "_plugin", "_replies", "bot", "bot_id", "conversions", "error",
-                 "escalated", "handled", "intent", "received", "requests", "t0", "t_end",
-                 "tenant_id", "update")
-    handled: bool  #: set when the handler is done: False when no handler took the update
+    __slots__ = ("_first", "_marks", "_plugin", "bot", "ident", "t0", "t_end", "update")
 
     def __init__(self, plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str],
                  t0: float):
         self._plugin = plugin
         self.update = update
         self.bot = bot
-        self.bot_id, self.tenant_id = ident
+        self.ident = ident  #: (bot id, tenant)
         #: When the middleware took the update (``perf_counter``) and, once the handler
         #: is done, when it finished.
         self.t0 = t0
         self.t_end: float | None = None
-        #: The time from a custom clock; None: the writer derives it from ``t0``.
-        self.received: datetime | None = None
-        self._facts: Facts | Skipped | None = None
-        #: Requests the bot completed while the handler ran, as (method name, chat_id,
-        #: inline_message_id, text, perf_counter): which of them answer this update is
-        #: worked out in the writer. A single request is kept as its tuple, more in a
-        #: list: most handlers make one, and then no list waits in the queue.
-        self.requests: Request | list[Request] | None = None
-        self._replies = _NO_REPLIES  # what the requests read so far came to
-        self.escalated = False
-        self.intent: str | None = None
-        #: Conversions tracked while handling; stored right after this interaction so
-        #: that attribution finds it.
-        self.conversions: list[ConversionEvent] | None = None
-        self.error: str | None = None  # the class of the exception the handler raised
+        #: The first request the bot completed while the handler ran, as (method name,
+        #: chat, text, perf_counter); the others wait in ``marks.requests``. Which of
+        #: them answer this update is worked out in the writer.
+        self._first: Request | None = None
+        self._marks: Marks | None = None
+
+    @property
+    def marks(self) -> Marks:
+        """The rarer facts of this update (created on first use)."""
+        marks = self._marks
+        if marks is None:
+            marks = self._marks = Marks()
+        return marks
+
+    @property
+    def bot_id(self) -> int:
+        return self.ident[0]
+
+    @property
+    def tenant_id(self) -> str:
+        return self.ident[1]
+
+    @property
+    def handled(self) -> bool:
+        """False when no handler took the update (known once the handler is done)."""
+        return self._marks is None or self._marks.handled
+
+    @property
+    def escalated(self) -> bool:
+        return self._marks is not None and self._marks.escalated
+
+    @property
+    def intent(self) -> str | None:
+        """The intent a handler set with :meth:`set_intent`, if any."""
+        return None if self._marks is None else self._marks.intent
+
+    @property
+    def error(self) -> str | None:
+        """The class of the exception the handler raised, if it did."""
+        return None if self._marks is None else self._marks.error
+
+    @property
+    def conversions(self) -> list[ConversionEvent] | None:
+        return None if self._marks is None else self._marks.conversions
 
     def record(self, wall_offset: float) -> Captured:
         """What the writer stores of this update once its handler is done.
         ``wall_offset`` turns ``perf_counter`` readings into epoch seconds."""
-        t0, received = self.t0, self.received
+        t0, marks = self.t0, self._marks
+        received = None if marks is None else marks.received
         count, text, first = self.replies()
+        bot_id, tenant_id = self.ident
         return Captured(
-            self.update, self.bot_id, self.tenant_id,
+            self.update, bot_id, tenant_id,
             received if received is not None else t0 + wall_offset,
             self.handled, self.error, (self.t_end - t0) * 1000.0,  # type: ignore[operator]
             text, None if first is None else (first - t0) * 1000.0, count,
@@ -108,9 +160,10 @@ class UpdateContext:
     @property
     def facts(self) -> Facts | Skipped:
         """What the update says (read on first use: the hot path does not need it)."""
-        if self._facts is None:
-            self._facts = read_update(self.update)
-        return self._facts
+        marks = self.marks
+        if marks.facts is None:
+            marks.facts = read_update(self.update)
+        return marks.facts
 
     @property
     def update_id(self) -> int:
@@ -142,7 +195,7 @@ class UpdateContext:
     def mark_escalated(self) -> None:
         """Mark this interaction as handed off to a human."""
         if not self._late("mark_escalated"):
-            self.escalated = True
+            self.marks.escalated = True
 
     def set_intent(self, name: str) -> None:
         """Override the detected intent of this interaction."""
@@ -152,7 +205,7 @@ class UpdateContext:
             raise ValueError(f"set_intent: intents are at most {_MAX_INTENT} characters, "
                              f"got {len(name)}")
         if not self._late("set_intent"):
-            self.intent = name.strip()
+            self.marks.intent = name.strip()
 
     def track_conversion(self, outcome: str = "purchased", value: float = 0.0,
                          currency: str | None = None, external_id: str | None = None,
@@ -170,10 +223,10 @@ class UpdateContext:
             source="handler")
         if self.t_end is not None:  # after the handler returned: stored on its own
             self._plugin.writer.put(event)
-        elif self.conversions is None:
-            self.conversions = [event]
+        elif (marks := self.marks).conversions is None:
+            marks.conversions = [event]
         else:
-            self.conversions.append(event)
+            marks.conversions.append(event)
 
     async def variant(self, experiment: str) -> Variant:
         """The variant of ``experiment`` for the person behind this update, recorded as
@@ -232,14 +285,15 @@ class UpdateContext:
             self._plugin._capture_failed("reading a request made for update %s",
                                          getattr(self.update, "update_id", "?"))
             return
-        requests = self.requests
-        if requests is None:
-            self.requests = request
-        elif isinstance(requests, tuple):
-            self.requests = [requests, request]
+        if self._first is None:
+            self._first = request
+            return
+        marks = self.marks
+        if marks.requests is None:
+            marks.requests = [request]
         else:
-            requests.append(request)
-            if len(requests) >= _MAX_PENDING:
+            marks.requests.append(request)
+            if len(marks.requests) >= _MAX_PENDING:
                 self.replies()
 
     def replies(self) -> tuple[int, str | None, float | None]:
@@ -247,20 +301,25 @@ class UpdateContext:
         when it completed (``perf_counter``). Never raises: should the update or a
         request turn out unreadable, that is counted as a capture failure and the
         replies read so far are kept."""
-        count, text, first = self._replies
-        requests = self.requests
-        if requests:
-            self.requests = None
-            try:
-                kind, chat = reply_target(self.update)
-                if kind is not None:  # else nothing can answer this update
-                    for request in (requests,) if isinstance(requests, tuple) else requests:
-                        if is_reply(request, kind, chat):
-                            count += 1
-                            if first is None:
-                                text, first = reply_text(request), request[4]
-            except Exception:  # the interaction is stored with the replies read so far
-                self._plugin._capture_failed("reading the replies to update %s",
-                                             getattr(self.update, "update_id", "?"))
-            self._replies = (count, text, first)
+        pending, marks = self._first, self._marks
+        if pending is None:
+            return _NO_REPLIES if marks is None else marks.replies
+        marks = self.marks
+        requests = [pending]
+        if marks.requests:
+            requests += marks.requests
+        self._first = marks.requests = None
+        count, text, first = marks.replies
+        try:
+            kind, chat = reply_target(self.update)
+            if kind is not None:  # else nothing can answer this update
+                for request in requests:
+                    if is_reply(request, kind, chat):
+                        count += 1
+                        if first is None:
+                            text, first = reply_text(request), request[3]
+        except Exception:  # the interaction is stored with the replies read so far
+            self._plugin._capture_failed("reading the replies to update %s",
+                                         getattr(self.update, "update_id", "?"))
+        marks.replies = (count, text, first)
         return count, text, first

@@ -154,9 +154,11 @@ def reply_target(update: Any) -> tuple[str | None, int | None]:
     return None, None
 
 
-#: What is kept of a Bot API request: (method name, chat_id, inline_message_id, text,
-#: when it completed).
-Request = tuple[str, Any, Any, Any, float]
+#: What is kept of a Bot API request: (method name, chat, text, when it completed). The
+#: chat is the ``chat_id`` it was sent to, or :data:`INLINE_MESSAGE` for an edit of an
+#: inline message (which addresses no chat).
+Request = tuple[str, Any, Any, float]
+INLINE_MESSAGE = "inline message"
 
 
 def read_request(method: Any, completed_at: float) -> Request:
@@ -164,27 +166,26 @@ def read_request(method: Any, completed_at: float) -> Request:
     the method object itself need not be kept. Raises for an object that is not a Bot
     API method."""
     fields = method.__dict__
-    name = method.__api_method__
-    text = fields.get("text") or fields.get("caption")
-    if text is None and name == "sendInvoice":
-        text = fields.get("description")
-    return name, fields.get("chat_id"), fields.get("inline_message_id"), text, completed_at
+    chat = fields.get("chat_id")
+    if chat is None and fields.get("inline_message_id") is not None:
+        chat = INLINE_MESSAGE
+    # The text of a message, the caption of a file, an invoice's description, the
+    # notification of a callback answer.
+    text = fields.get("text") or fields.get("caption") or fields.get("description")
+    return method.__api_method__, chat, text, completed_at
 
 
 def reply_text(request: Request) -> str | None:
     """The text (or caption, or an invoice's description) a reply sent."""
-    text = request[3]
+    text = request[2]
     return text if isinstance(text, str) else None
 
 
 def is_reply(request: Request, kind: str, chat: int | None) -> bool:
     """Whether a Bot API request answers an update of type ``kind`` from ``chat``."""
-    name, chat_id, inline_message_id, text, _ = request
+    name, target, text, _ = request
     if name in CONTENT_METHODS:
-        if chat_id is None:
-            # Edits of inline messages address no chat.
-            return inline_message_id is not None
-        return bool(chat_id == chat)
+        return target == INLINE_MESSAGE or bool(target == chat)
     if name == "answerCallbackQuery":
         return kind == "callback_query" and bool(text)
     if name == "answerInlineQuery":

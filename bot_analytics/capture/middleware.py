@@ -36,7 +36,7 @@ class CaptureMiddleware(BaseMiddleware):
             ctx = UpdateContext(plugin, event, bot,
                                 plugin._bots.get(id(bot)) or plugin._bot_identity(bot), t0)
             if plugin._custom_clock is not None:
-                ctx.received = plugin._custom_clock()
+                ctx.marks.received = plugin._custom_clock()
         except Exception as error:
             ctx = plugin._failed_context(event, data.get("bot"), t0, error)
         data["analytics"] = ctx
@@ -47,17 +47,20 @@ class CaptureMiddleware(BaseMiddleware):
         try:
             result = await handler(event, data)
         except BaseException as error:
+            ctx.t_end = perf_counter()
             current_update.reset(token)
-            ctx.error = type(error).__name__
-            finish(plugin, ctx, UNHANDLED, perf_counter())
+            ctx.marks.error = type(error).__name__
+            finish(plugin, ctx)
             raise
-        t_end = perf_counter()
+        ctx.t_end = perf_counter()
         current_update.reset(token)
-        if result is not None and result is not UNHANDLED and \
-                isinstance(result, TelegramMethod):
-            # Answered as a webhook response: Telegram completes it after we return.
-            ctx.note_request(result, t_end)
-        finish(plugin, ctx, result, t_end)
+        if result is not None:
+            if result is UNHANDLED:
+                ctx.marks.handled = False
+            elif isinstance(result, TelegramMethod):
+                # Answered as a webhook response: Telegram completes it after we return.
+                ctx.note_request(result, ctx.t_end)
+        finish(plugin, ctx)
         return result
 
     async def _screen(self, ctx: UpdateContext, event: Any, data: dict[str, Any]) -> bool:
@@ -84,15 +87,14 @@ class CaptureMiddleware(BaseMiddleware):
                 plugin._capture_failed("answering %s", ctx.command)
             finally:
                 current_update.reset(token)
-            finish(plugin, ctx, None, perf_counter())
+            ctx.t_end = perf_counter()
+            finish(plugin, ctx)
             return True
         return False
 
 
-def finish(plugin: Analytics, ctx: UpdateContext, result: Any, t_end: float) -> None:
-    """Queue the context of a handled update. Never raises."""
-    ctx.handled = ctx.error is not None or result is not UNHANDLED
-    ctx.t_end = t_end
+def finish(plugin: Analytics, ctx: UpdateContext) -> None:
+    """Queue the context of an update whose handler is done. Never raises."""
     writer = plugin.writer
     writer.counters.updates += 1
     try:
