@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext
+from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext, new_context
 from .capture.middleware import CaptureMiddleware
 from .capture.requests import ReplyMiddleware
 from .config import ConfigError, Settings, load_config, parse_settings
@@ -381,7 +381,7 @@ class Analytics:
                         error: Exception) -> UpdateContext:
         self._capture_failed("reading update %s: %s", getattr(update, "update_id", "?"),
                              error)
-        ctx = UpdateContext(self, update, bot, (0, self.settings.tenants.default), t0)
+        ctx = new_context(self, update, bot, (0, self.settings.tenants.default), t0)
         ctx.marks.facts = Skipped("capture_error")
         return ctx
 

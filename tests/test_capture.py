@@ -14,6 +14,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Message, Update
 
 from bot_analytics import Analytics, UpdateContext
+from bot_analytics.capture.requests import ReplyMiddleware
 from bot_analytics.emulator import MemorySession
 from bot_analytics.storage import db
 from bot_analytics.storage.queries import INTERACTIONS
@@ -147,15 +148,22 @@ async def test_replies_are_told_from_other_requests_whatever_their_number(
     assert (row.reply_count, row.response_text) == expected
 
 
+@pytest.mark.parametrize("unreadable_first", [False, True])
 async def test_a_request_that_cannot_be_read_keeps_the_interaction(
-        database_url: str, tmp_path: Path) -> None:
+        database_url: str, tmp_path: Path, unreadable_first: bool) -> None:
     analytics = Analytics(make_settings(database_url, tmp_path))
     dp = Dispatcher()
 
+    async def sent(bot: Bot, method: object) -> bool:
+        return True
+
     @dp.message()
     async def handler(message: Message, analytics: UpdateContext) -> None:
+        if unreadable_first:  # through the request middleware, before any other request
+            await ReplyMiddleware()(sent, message.bot, object())
         await message.answer("ok")
-        analytics.note_request(object(), 0.0)  # no Bot API method at all
+        if not unreadable_first:
+            analytics.note_request(object(), 0.0)  # no Bot API method at all
 
     analytics.setup(dp)
     bot = Bot("42:TEST", session=MemorySession())

@@ -56,6 +56,33 @@ class Marks:
         self.replies = _NO_REPLIES  # what the requests read so far came to
 
 
+_new = object.__new__
+
+
+def new_context(plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str],
+                t0: float) -> UpdateContext:
+    """The context of an update the middleware has just taken. A function rather than
+    ``UpdateContext.__init__``: calling a class with an ``__init__`` costs the hot path
+    a nested interpreter call, this does not."""
+    ctx = _new(UpdateContext)
+    ctx._plugin = plugin
+    ctx.update = update
+    ctx.bot = bot
+    ctx.ident = ident  # (bot id, tenant)
+    # When the middleware took the update (perf_counter) and, once the handler is done,
+    # when it finished.
+    ctx.t0 = t0
+    ctx.t_end = None
+    # The first request the bot completed while the handler ran, field by field (method
+    # name, chat, text, perf_counter): no tuple waits in the queue for the usual handler,
+    # which makes one. r_at is None when there is none, and the other r_ slots are then
+    # not set. Further requests wait in marks.requests. Which of them answer this update
+    # is worked out in the writer.
+    ctx.r_at = None
+    ctx._marks = None
+    return ctx
+
+
 class UpdateContext:
     """What the plugin knows about the update being handled, and what the handler can
     tell it. Injected into handler data under the key ``analytics``.
@@ -67,23 +94,20 @@ class UpdateContext:
                 analytics.mark_escalated()
     """
 
-    __slots__ = ("_first", "_marks", "_plugin", "bot", "ident", "t0", "t_end", "update")
-
-    def __init__(self, plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str],
-                 t0: float):
-        self._plugin = plugin
-        self.update = update
-        self.bot = bot
-        self.ident = ident  #: (bot id, tenant)
-        #: When the middleware took the update (``perf_counter``) and, once the handler
-        #: is done, when it finished.
-        self.t0 = t0
-        self.t_end: float | None = None
-        #: The first request the bot completed while the handler ran, as (method name,
-        #: chat, text, perf_counter); the others wait in ``marks.requests``. Which of
-        #: them answer this update is worked out in the writer.
-        self._first: Request | None = None
-        self._marks: Marks | None = None
+    __slots__ = ("_marks", "_plugin", "bot", "ident", "r_at", "r_chat", "r_method", "r_text",
+                 "t0", "t_end", "update")
+    # Made by new_context(); these are the slots it sets.
+    _plugin: Analytics
+    update: Any
+    bot: Any
+    ident: tuple[int, str]  #: (bot id, tenant)
+    t0: float  #: when the middleware took the update (``perf_counter``)
+    t_end: float | None  #: when the handler was done
+    r_method: str
+    r_chat: Any
+    r_text: Any
+    r_at: float | None
+    _marks: Marks | None
 
     @property
     def marks(self) -> Marks:
@@ -285,8 +309,8 @@ class UpdateContext:
             self._plugin._capture_failed("reading a request made for update %s",
                                          getattr(self.update, "update_id", "?"))
             return
-        if self._first is None:
-            self._first = request
+        if self.r_at is None:
+            self.r_method, self.r_chat, self.r_text, self.r_at = request
             return
         marks = self.marks
         if marks.requests is None:
@@ -301,14 +325,14 @@ class UpdateContext:
         when it completed (``perf_counter``). Never raises: should the update or a
         request turn out unreadable, that is counted as a capture failure and the
         replies read so far are kept."""
-        pending, marks = self._first, self._marks
-        if pending is None:
+        at, marks = self.r_at, self._marks
+        if at is None:
             return _NO_REPLIES if marks is None else marks.replies
         marks = self.marks
-        requests = [pending]
+        requests = [(self.r_method, self.r_chat, self.r_text, at)]
         if marks.requests:
             requests += marks.requests
-        self._first = marks.requests = None
+        self.r_at = marks.requests = None
         count, text, first = marks.replies
         try:
             kind, chat = reply_target(self.update)

@@ -17,7 +17,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.methods.base import TelegramMethod
 
 from ..feedback import Surveys
-from .context import OPT_COMMANDS, UpdateContext, current_update
+from .context import OPT_COMMANDS, UpdateContext, current_update, new_context
 
 if TYPE_CHECKING:
     from ..plugin import Analytics
@@ -33,8 +33,8 @@ class CaptureMiddleware(BaseMiddleware):
         plugin = self.plugin
         try:
             bot = data["bot"]
-            ctx = UpdateContext(plugin, event, bot,
-                                plugin._bots.get(id(bot)) or plugin._bot_identity(bot), t0)
+            ctx = new_context(plugin, event, bot,
+                              plugin._bots.get(id(bot)) or plugin._bot_identity(bot), t0)
             if plugin._custom_clock is not None:
                 ctx.marks.received = plugin._custom_clock()
         except Exception as error:
