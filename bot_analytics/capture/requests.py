@@ -10,7 +10,6 @@ from typing import Any
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 
 from .context import current_update
-from .extract import read_request
 
 
 class ReplyMiddleware(BaseRequestMiddleware):
@@ -19,12 +18,5 @@ class ReplyMiddleware(BaseRequestMiddleware):
         response = await make_request(bot, method)
         # Only requests completed while the handler runs: a task it started may outlive it.
         if ctx is not None and ctx.t_end is None:
-            if ctx.r_at is None:  # ctx.note_request(), spelled out for the first request
-                try:
-                    ctx.r_method, ctx.r_chat, ctx.r_text, ctx.r_at = \
-                        read_request(method, perf_counter())
-                except Exception:
-                    ctx.note_request(method, perf_counter())  # counts the failure
-            else:
-                ctx.note_request(method, perf_counter())  # never raises
+            ctx.note_request(method, perf_counter())  # never raises
         return response
