@@ -96,7 +96,8 @@ class UpdateContext:
 
     __slots__ = ("_marks", "_plugin", "bot", "ident", "r_at", "r_chat", "r_method", "r_text",
                  "t0", "t_end", "update")
-    # Made by new_context(); these are the slots it sets.
+    # Made by new_context(), which sets every slot but r_method, r_chat and r_text: those
+    # are set with r_at, by the first request.
     _plugin: Analytics
     update: Any
     bot: Any
