@@ -37,9 +37,10 @@ analytics left out of the second dispatcher: what the benchmark reports when not
 differs. ``--hooks`` runs it once more with only the hooks the design asks for on the
 second dispatcher and nothing behind them (an outer middleware that puts a per-update
 object under ``analytics`` and sets a contextvar, and a request middleware that reads
-it): the least any capture built on these hooks costs. Then the capture middleware is
-called on its own in a loop (a handler that does nothing, no dispatcher) next to an
-empty middleware: the plugin's own work per update without aiogram around it.
+it, both plain functions): the least any capture built on these hooks costs. Then the
+capture middleware is called on its own in a loop (a handler that does nothing, no
+dispatcher) next to an empty middleware: the plugin's own work per update without
+aiogram around it.
 """
 
 from __future__ import annotations
@@ -56,13 +57,12 @@ from pathlib import Path
 from typing import Any
 
 import pydantic._internal._generics as pydantic_generics
-from aiogram import BaseMiddleware, Bot, Dispatcher
-from aiogram.client.session.middlewares.base import BaseRequestMiddleware
+from aiogram import Bot, Dispatcher
 from aiogram.methods.base import Response
 from aiogram.types import Message, Update
 
 from bot_analytics import Analytics
-from bot_analytics.capture.middleware import CaptureMiddleware
+from bot_analytics.capture.middleware import capture_middleware
 from bot_analytics.config import parse_settings
 from bot_analytics.emulator import MemorySession, WireSession
 
@@ -131,34 +131,32 @@ def bench_analytics(work: Path, **writer: Any) -> Analytics:
 HOOKED: ContextVar[object | None] = ContextVar("bench_hooked", default=None)
 
 
-class HooksOnly(BaseMiddleware):
+async def hooks_only(handler: Any, event: Any, data: dict[str, Any]) -> Any:
     """The least a capture can do on ``dp.update`` under this design: a per-update
     object in the handler data under ``analytics`` and a contextvar naming it while the
-    handler runs, so that a request middleware can tie requests to the update."""
+    handler runs, so that a request middleware can tie requests to the update. A plain
+    function, as the plugin's middlewares are: aiogram calls a function more cheaply than
+    an object's ``__call__``."""
+    data["analytics"] = context = object()
+    token = HOOKED.set(context)
+    try:
+        return await handler(event, data)
+    finally:
+        HOOKED.reset(token)
 
-    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
-        data["analytics"] = context = object()
-        token = HOOKED.set(context)
-        try:
-            return await handler(event, data)
-        finally:
-            HOOKED.reset(token)
 
-
-class HooksOnlyRequests(BaseRequestMiddleware):
+async def hooks_only_requests(make_request: Any, bot: Any, method: Any) -> Any:
     """The least a request middleware can do: look up the update it belongs to."""
-
-    async def __call__(self, make_request: Any, bot: Any, method: Any) -> Any:
-        HOOKED.get()
-        return await make_request(bot, method)
+    HOOKED.get()
+    return await make_request(bot, method)
 
 
 async def compare(n: int, block: int, session: str,
                   mode: str = "analytics") -> tuple[float, float, str]:
     """Seconds per update through a bare dispatcher and through the second one, and what
     analytics stored. The second dispatcher has analytics set up (``analytics``), is as
-    bare as the first (``control``), or has only :class:`HooksOnly` and
-    :class:`HooksOnlyRequests` (``hooks``)."""
+    bare as the first (``control``), or has only :func:`hooks_only` and
+    :func:`hooks_only_requests` (``hooks``)."""
     # Each dispatcher has a bot of its own: the bare one's session has no middleware.
     bare_bot = Bot("42:BENCH", session=SESSIONS[session]())
     bot = Bot("42:BENCH", session=SESSIONS[session]())
@@ -167,8 +165,8 @@ async def compare(n: int, block: int, session: str,
     second = dispatcher()
     analytics = tmp = None
     if mode == "hooks":
-        second.update.outer_middleware(HooksOnly())
-        bot.session.middleware(HooksOnlyRequests())
+        second.update.outer_middleware(hooks_only)
+        bot.session.middleware(hooks_only_requests)
     if mode == "analytics":
         tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
         work = Path(tmp.name)
@@ -227,9 +225,8 @@ def summary(ratios: list[float]) -> str:
             f"(median {statistics.median(ratios):.3f}, {len(ratios)} runs)")
 
 
-class EmptyMiddleware(BaseMiddleware):
-    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
-        return await handler(event, data)
+async def empty_middleware(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+    return await handler(event, data)
 
 
 async def middleware_alone(n: int) -> tuple[float, float]:
@@ -239,7 +236,7 @@ async def middleware_alone(n: int) -> tuple[float, float]:
     tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
     work = Path(tmp.name)
     analytics = bench_analytics(work, queue_size=n + 1, flush_at=n + 1, flush_interval=3600)
-    capture, empty = CaptureMiddleware(analytics), EmptyMiddleware()
+    capture, empty = capture_middleware(analytics), empty_middleware
 
     async def nothing(event: Any, data: dict[str, Any]) -> None:
         return None

@@ -17,11 +17,12 @@ Before counting, the script also waits until the writer has prepared the databas
 stored the warm-up updates.
 
 The setups (first argument): ``bare``, no middleware; ``empty``, an outer middleware
-that only calls the handler; ``hooks``, the benchmark's hooks-only middlewares;
-``analytics``, analytics set up. The writer's queue is emptied between blocks of 500
-without storing anything, so only the bot's own work is counted. Run without valgrind
-it only checks that every update completes without waiting on the event loop, which
-counting this way needs.
+that only calls the handler; ``hooks``, the benchmark's hooks-only middlewares; ``hooks-
+objects``, the same middlewares written as ``BaseMiddleware`` and
+``BaseRequestMiddleware`` objects; ``analytics``, analytics set up. The writer's queue
+is emptied between blocks of 500 without storing anything, so only the bot's own work is
+counted. Run without valgrind it only checks that every update completes without waiting
+on the event loop, which counting this way needs.
 """
 
 from __future__ import annotations
@@ -34,18 +35,41 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aiogram import Bot
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.methods.base import Response
 from aiogram.types import Message, Update
 from bench_hot_path import (
+    HOOKED,
     SESSIONS,
-    EmptyMiddleware,
-    HooksOnly,
-    HooksOnlyRequests,
     bench_analytics,
     dispatcher,
+    empty_middleware,
+    hooks_only,
+    hooks_only_requests,
     make_updates,
 )
+
+
+class HooksObject(BaseMiddleware):
+    """``hooks_only`` as aiogram's documentation writes middlewares: an object."""
+
+    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        data["analytics"] = context = object()
+        token = HOOKED.set(context)
+        try:
+            return await handler(event, data)
+        finally:
+            HOOKED.reset(token)
+
+
+class HooksObjectRequests(BaseRequestMiddleware):
+    """``hooks_only_requests`` as an object."""
+
+    async def __call__(self, make_request: Any, bot: Any, method: Any) -> Any:
+        HOOKED.get()
+        return await make_request(bot, method)
+
 
 PINNED = [Response[Message], Response[bool]]  # as in bench_hot_path: no rebuilds
 WARM_UP = 600
@@ -57,10 +81,13 @@ async def main(setup: str, n: int) -> None:
     dp = dispatcher()
     analytics = work = None
     if setup == "empty":
-        dp.update.outer_middleware(EmptyMiddleware())
+        dp.update.outer_middleware(empty_middleware)
     elif setup == "hooks":
-        dp.update.outer_middleware(HooksOnly())
-        bot.session.middleware(HooksOnlyRequests())
+        dp.update.outer_middleware(hooks_only)
+        bot.session.middleware(hooks_only_requests)
+    elif setup == "hooks-objects":
+        dp.update.outer_middleware(HooksObject())
+        bot.session.middleware(HooksObjectRequests())
     elif setup == "analytics":
         work = Path(tempfile.mkdtemp(prefix="count-hot-"))
         analytics = bench_analytics(work, flush_at=10 * n + 1000, queue_size=10 * n + 1000,
@@ -102,7 +129,7 @@ async def main(setup: str, n: int) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("setup", choices=["bare", "empty", "hooks", "analytics"])
+    p.add_argument("setup", choices=["bare", "empty", "hooks", "hooks-objects", "analytics"])
     p.add_argument("--updates", type=int, default=1000)
     a = p.parse_args()
     asyncio.run(main(a.setup, a.updates))

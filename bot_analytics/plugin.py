@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext, new_context
-from .capture.middleware import CaptureMiddleware
-from .capture.requests import ReplyMiddleware
+from .capture.middleware import capture_middleware
+from .capture.requests import reply_middleware
 from .config import ConfigError, Settings, load_config, parse_settings
 from .events import ExposureEvent, Skipped, conversion_event
 from .experiments import ExperimentDef, UnknownExperiment, Variant, from_settings
@@ -243,7 +243,7 @@ class Analytics:
         reply capture on every bot it starts with, writer start-up and shutdown flush.
         With ``privacy.optout_commands`` the middleware answers ``/optout`` and
         ``/optin`` itself, before any of the bot's handlers."""
-        dispatcher.update.outer_middleware(CaptureMiddleware(self))
+        dispatcher.update.outer_middleware(capture_middleware(self))
         dispatcher.startup.register(self._on_startup)
         dispatcher.shutdown.register(self._on_shutdown)
         return self
@@ -253,7 +253,7 @@ class Analytics:
         starts with; call it for bots used outside, such as a webhook's)."""
         session = bot.session
         if id(session) not in self._sessions:
-            session.middleware(ReplyMiddleware())
+            session.middleware(reply_middleware)
             self._sessions.add(id(session))
         return bot
 

@@ -14,7 +14,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Message, Update
 
 from bot_analytics import Analytics, UpdateContext
-from bot_analytics.capture.requests import ReplyMiddleware
+from bot_analytics.capture.requests import reply_middleware
 from bot_analytics.emulator import MemorySession
 from bot_analytics.storage import db
 from bot_analytics.storage.queries import INTERACTIONS
@@ -160,7 +160,7 @@ async def test_a_request_that_cannot_be_read_keeps_the_interaction(
     @dp.message()
     async def handler(message: Message, analytics: UpdateContext) -> None:
         if unreadable_first:  # through the request middleware, before any other request
-            await ReplyMiddleware()(sent, message.bot, object())
+            await reply_middleware(sent, message.bot, object())
         await message.answer("ok")
         if not unreadable_first:
             analytics.note_request(object(), 0.0)  # no Bot API method at all

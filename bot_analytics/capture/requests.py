@@ -7,16 +7,15 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
-from aiogram.client.session.middlewares.base import BaseRequestMiddleware
-
 from .context import current_update
 
 
-class ReplyMiddleware(BaseRequestMiddleware):
-    async def __call__(self, make_request: Any, bot: Any, method: Any) -> Any:
-        ctx = current_update.get()
-        response = await make_request(bot, method)
-        # Only requests completed while the handler runs: a task it started may outlive it.
-        if ctx is not None and ctx.t_end is None:
-            ctx.note_request(method, perf_counter())  # never raises
-        return response
+async def reply_middleware(make_request: Any, bot: Any, method: Any) -> Any:
+    """The request middleware: a plain function rather than a ``BaseRequestMiddleware``
+    instance, for the reason :func:`.middleware.capture_middleware` gives."""
+    ctx = current_update.get()
+    response = await make_request(bot, method)
+    # Only requests completed while the handler runs: a task it started may outlive it.
+    if ctx is not None and ctx.t_end is None:
+        ctx.note_request(method, perf_counter())  # never raises
+    return response
