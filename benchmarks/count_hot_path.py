@@ -5,20 +5,22 @@ Feeds ``--updates`` message updates (after 600 of warm-up) through one dispatche
 the wire session, driving each update's coroutine from inside ``map()`` so that
 callgrind can count only those calls::
 
-    valgrind --tool=callgrind --separate-threads=yes --toggle-collect=map_next \\
-        --cache-sim=yes --LL=2097152,16,64 --callgrind-out-file=out.analytics \\
-        python benchmarks/count_hot_path.py analytics
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --separate-threads=yes \\
+        --toggle-collect=map_next --cache-sim=yes --LL=2097152,16,64 \\
+        --callgrind-out-file=out.analytics python benchmarks/count_hot_path.py analytics
     callgrind_annotate out.analytics-01 | grep "PROGRAM TOTALS"
 
-and divide the totals by ``--updates``. ``--separate-threads=yes`` writes one file per
-thread, and ``-01`` is the main thread's: callgrind otherwise counts every thread's
-instructions while ``map_next`` runs, and the analytics writer has a thread of its own.
-Before counting, the script also waits until the writer has prepared the database and
-stored the warm-up updates.
+and divide the totals by ``--updates``. With string hashing randomised, where keys fall
+in dicts changes from run to run and moves the count by up to about 5,000 an update;
+with ``PYTHONHASHSEED=0`` two runs agreed to within 1,000. ``--separate-threads=yes``
+writes one file per thread, and ``-01`` is the main thread's: callgrind otherwise counts
+every thread's instructions while ``map_next`` runs, and the analytics writer has a
+thread of its own. Before counting, the script also waits until the writer has prepared
+the database and stored the warm-up updates.
 
 The setups (first argument): ``bare``, no middleware; ``empty``, an outer middleware
-that only calls the handler; ``hooks``, the benchmark's hooks-only middlewares; ``hooks-
-objects``, the same middlewares written as ``BaseMiddleware`` and
+that only calls the handler; ``hooks``, the benchmark's hooks-only middlewares;
+``hooks-objects``, the same middlewares written as ``BaseMiddleware`` and
 ``BaseRequestMiddleware`` objects; ``analytics``, analytics set up. The writer's queue
 is emptied between blocks of 500 without storing anything, so only the bot's own work is
 counted. Run without valgrind it only checks that every update completes without waiting

@@ -33,8 +33,8 @@ def capture_middleware(plugin: Analytics) -> Middleware:
     calls each middleware through ``functools.partial``, which calls a function
     directly but an object's ``__call__`` only after looking the method up on its
     class and building a tuple of the arguments. Counted with callgrind, objects for
-    this middleware and the request middleware cost about 9,800 machine instructions
-    more per update than functions (``benchmarks/count_hot_path.py``)."""
+    this middleware and the request middleware cost 2,000 to 4,000 machine
+    instructions more per update than functions (``docs/hot-path.md``)."""
 
     async def capture(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
                       event: Any, data: dict[str, Any]) -> Any:
