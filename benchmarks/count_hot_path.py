@@ -21,7 +21,8 @@ the database and stored the warm-up updates.
 The setups (first argument): ``bare``, no middleware; ``empty``, an outer middleware
 that only calls the handler; ``hooks``, the benchmark's hooks-only middlewares;
 ``hooks-objects``, the same middlewares written as ``BaseMiddleware`` and
-``BaseRequestMiddleware`` objects; ``analytics``, analytics set up. The writer's queue
+``BaseRequestMiddleware`` objects; ``minimal``, the least a capture on these hooks
+can do (see ``minimal_capture``); ``analytics``, analytics set up. The writer's queue
 is emptied between blocks of 500 without storing anything, so only the bot's own work is
 counted. Run without valgrind it only checks that every update completes without waiting
 on the event loop, which counting this way needs.
@@ -35,6 +36,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
@@ -73,6 +75,51 @@ class HooksObjectRequests(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
+class MinimalContext:
+    __slots__ = ("r_at", "r_chat", "r_method", "r_text", "t0", "t_end", "update")
+    update: Any
+    t0: float
+    t_end: float | None
+    r_method: str
+    r_chat: Any
+    r_text: Any
+    r_at: float | None
+
+
+MINIMAL_QUEUE: list[MinimalContext] = []
+
+
+async def minimal_capture(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+    """The least a capture on these hooks can do, in one function: two clock readings,
+    a context with the update, the contextvar, an append to a queue. No screening, bot
+    identity, custom clock, queue bound, counters or surveys, and no error handling."""
+    t0 = perf_counter()
+    ctx = object.__new__(MinimalContext)
+    ctx.update, ctx.t0, ctx.t_end, ctx.r_at = event, t0, None, None
+    data["analytics"] = ctx
+    token = HOOKED.set(ctx)
+    try:
+        result = await handler(event, data)
+    finally:
+        ctx.t_end = perf_counter()
+        HOOKED.reset(token)
+    MINIMAL_QUEUE.append(ctx)
+    return result
+
+
+async def minimal_requests(make_request: Any, bot: Any, method: Any) -> Any:
+    """The request side of :func:`minimal_capture`: the first request's method name,
+    chat, text and completion time."""
+    ctx: Any = HOOKED.get()
+    response = await make_request(bot, method)
+    if ctx is not None and ctx.t_end is None and ctx.r_at is None:
+        fields = method.__dict__
+        ctx.r_method, ctx.r_chat, ctx.r_text = (
+            method.__api_method__, fields.get("chat_id"), fields.get("text"))
+        ctx.r_at = perf_counter()
+    return response
+
+
 PINNED = [Response[Message], Response[bool]]  # as in bench_hot_path: no rebuilds
 WARM_UP = 600
 
@@ -90,6 +137,9 @@ async def main(setup: str, n: int) -> None:
     elif setup == "hooks-objects":
         dp.update.outer_middleware(HooksObject())
         bot.session.middleware(HooksObjectRequests())
+    elif setup == "minimal":
+        dp.update.outer_middleware(minimal_capture)
+        bot.session.middleware(minimal_requests)
     elif setup == "analytics":
         work = Path(tempfile.mkdtemp(prefix="count-hot-"))
         analytics = bench_analytics(work, flush_at=10 * n + 1000, queue_size=10 * n + 1000,
@@ -108,6 +158,7 @@ async def main(setup: str, n: int) -> None:
         raise RuntimeError("an update waited on the event loop: it cannot be counted")
 
     def empty_queue() -> None:
+        MINIMAL_QUEUE.clear()
         if analytics is not None:
             analytics.writer._buf.clear()  # not stored: only the hot path is counted
 
@@ -131,7 +182,8 @@ async def main(setup: str, n: int) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("setup", choices=["bare", "empty", "hooks", "hooks-objects", "analytics"])
+    p.add_argument("setup", choices=["bare", "empty", "hooks", "hooks-objects", "minimal",
+                                      "analytics"])
     p.add_argument("--updates", type=int, default=1000)
     a = p.parse_args()
     asyncio.run(main(a.setup, a.updates))
