@@ -4,8 +4,8 @@ one process with a session that does not go on the network. Prints the time rati
 (target: 1.03 or less).
 
     python benchmarks/bench_hot_path.py [--updates 20000] [--block 500] [--runs 10]
-                                        [--control] [--hooks] [--session wire|memory]
-                                        [--no-pin]
+                                        [--control] [--hooks] [--minimal]
+                                        [--session wire|memory] [--no-pin]
 
 The session (``--session``): ``wire``, the default, does for each request what aiogram's
 HTTP session does except the round trip: it builds and encodes the request body and
@@ -37,10 +37,11 @@ analytics left out of the second dispatcher: what the benchmark reports when not
 differs. ``--hooks`` runs it once more with only the hooks the design asks for on the
 second dispatcher and nothing behind them (an outer middleware that puts a per-update
 object under ``analytics`` and sets a contextvar, and a request middleware that reads
-it, both plain functions): the least any capture built on these hooks costs. Then the
-capture middleware is called on its own in a loop (a handler that does nothing, no
-dispatcher) next to an empty middleware: the plugin's own work per update without
-aiogram around it.
+it, both plain functions): the least any capture built on these hooks costs.
+``--minimal`` runs it once more with :func:`minimal_capture`: the least a capture on
+these hooks can do, with none of the plugin's checks. Then the capture middleware is
+called on its own in a loop (a handler that does nothing, no dispatcher) next to an
+empty middleware: the plugin's own work per update without aiogram around it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ import tempfile
 import time
 from contextvars import ContextVar
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import pydantic._internal._generics as pydantic_generics
@@ -151,6 +153,51 @@ async def hooks_only_requests(make_request: Any, bot: Any, method: Any) -> Any:
     return await make_request(bot, method)
 
 
+class MinimalContext:
+    __slots__ = ("r_at", "r_chat", "r_method", "r_text", "t0", "t_end", "update")
+    update: Any
+    t0: float
+    t_end: float | None
+    r_method: str
+    r_chat: Any
+    r_text: Any
+    r_at: float | None
+
+
+MINIMAL_QUEUE: list[MinimalContext] = []
+
+
+async def minimal_capture(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+    """The least a capture on these hooks can do, in one function: two clock readings,
+    a context with the update, the contextvar, an append to a queue. No screening, bot
+    identity, custom clock, queue bound, counters or surveys, and no error handling."""
+    t0 = perf_counter()
+    ctx = object.__new__(MinimalContext)
+    ctx.update, ctx.t0, ctx.t_end, ctx.r_at = event, t0, None, None
+    data["analytics"] = ctx
+    token = HOOKED.set(ctx)
+    try:
+        result = await handler(event, data)
+    finally:
+        ctx.t_end = perf_counter()
+        HOOKED.reset(token)
+    MINIMAL_QUEUE.append(ctx)
+    return result
+
+
+async def minimal_requests(make_request: Any, bot: Any, method: Any) -> Any:
+    """The request side of :func:`minimal_capture`: the first request's method name,
+    chat, text and completion time."""
+    ctx: Any = HOOKED.get()
+    response = await make_request(bot, method)
+    if ctx is not None and ctx.t_end is None and ctx.r_at is None:
+        fields = method.__dict__
+        ctx.r_method, ctx.r_chat, ctx.r_text = (
+            method.__api_method__, fields.get("chat_id"), fields.get("text"))
+        ctx.r_at = perf_counter()
+    return response
+
+
 async def compare(n: int, block: int, session: str,
                   mode: str = "analytics") -> tuple[float, float, str]:
     """Seconds per update through a bare dispatcher and through the second one, and what
@@ -167,6 +214,9 @@ async def compare(n: int, block: int, session: str,
     if mode == "hooks":
         second.update.outer_middleware(hooks_only)
         bot.session.middleware(hooks_only_requests)
+    if mode == "minimal":
+        second.update.outer_middleware(minimal_capture)
+        bot.session.middleware(minimal_requests)
     if mode == "analytics":
         tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
         work = Path(tmp.name)
@@ -176,6 +226,7 @@ async def compare(n: int, block: int, session: str,
         analytics.instrument(bot)
 
     async def drain() -> None:  # the writer's work, outside the timing
+        MINIMAL_QUEUE.clear()
         if analytics is not None:
             await analytics.flush(60)
 
@@ -204,7 +255,8 @@ async def compare(n: int, block: int, session: str,
             t_second += await timed(second, bot, chunk)
             t_bare += await timed(bare, bare_bot, bare_chunk)
         await drain()
-    stored = {"control": "control: no analytics", "hooks": "hooks only"}.get(mode, "")
+    stored = {"control": "control: no analytics", "hooks": "hooks only",
+              "minimal": "minimal capture"}.get(mode, "")
     if analytics is not None and tmp is not None:
         await analytics.close(120)
         health = analytics.health()
@@ -256,17 +308,17 @@ async def middleware_alone(n: int) -> tuple[float, float]:
 
 
 LABELS = {"analytics": "with analytics", "control": "control       ",
-          "hooks": "hooks only    "}
+          "hooks": "hooks only    ", "minimal": "minimal       "}
 
 
-async def run(n: int, block: int, runs: int, control: bool, hooks: bool, session: str,
-              pin: bool) -> None:
+async def run(n: int, block: int, runs: int, control: bool, hooks: bool, minimal: bool,
+              session: str, pin: bool) -> None:
     print(f"{n:,} message updates through each dispatcher, alternating blocks of {block}; "
           f"{runs} runs, each with everything built afresh; {session} session; "
           f"aiogram's Response classes {'kept alive' if pin else 'left to pydantic'}")
     if pin:  # the two answers the session gives: a Message for sendMessage, else True
         PINNED.extend((Response[Message], Response[bool]))
-    modes = ["analytics"] + ["control"] * control + ["hooks"] * hooks
+    modes = ["analytics"] + ["control"] * control + ["hooks"] * hooks + ["minimal"] * minimal
     ratios: dict[str, list[float]] = {mode: [] for mode in modes}
     for i in range(runs):
         for mode in modes:
@@ -277,6 +329,9 @@ async def run(n: int, block: int, runs: int, control: bool, hooks: bool, session
                   flush=True)
     if control:
         print(f"control ratio (both dispatchers bare): {summary(ratios['control'])}")
+    if minimal:
+        print(f"minimal-capture ratio (the least a capture on these hooks can do): "
+              f"{summary(ratios['minimal'])}")
     if hooks:
         print(f"hooks-only ratio (the middlewares with nothing behind them): "
               f"{summary(ratios['hooks'])}")
@@ -299,6 +354,9 @@ def main() -> None:
                    help="also run each comparison with only the hooks the capture needs "
                         "(the data key, the contextvar, a request middleware) and no work "
                         "behind them: the least any capture of this design costs")
+    p.add_argument("--minimal", action="store_true",
+                   help="also run each comparison with the least a capture on these hooks "
+                        "can do (minimal_capture) in place of analytics")
     p.add_argument("--session", choices=sorted(SESSIONS), default="wire",
                    help="wire: requests encoded and answers decoded as over HTTP (default); "
                         "memory: answers handed back without that work")
@@ -308,7 +366,8 @@ def main() -> None:
     a = p.parse_args()
     if a.updates < a.block or a.block < 1 or a.runs < 1:
         p.error("--updates must be at least --block, and --block and --runs at least 1")
-    asyncio.run(run(a.updates, a.block, a.runs, a.control, a.hooks, a.session, a.pin))
+    asyncio.run(run(a.updates, a.block, a.runs, a.control, a.hooks, a.minimal, a.session,
+                    a.pin))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ The setups (first argument): ``bare``, no middleware; ``empty``, an outer middle
 that only calls the handler; ``hooks``, the benchmark's hooks-only middlewares;
 ``hooks-objects``, the same middlewares written as ``BaseMiddleware`` and
 ``BaseRequestMiddleware`` objects; ``minimal``, the least a capture on these hooks
-can do (see ``minimal_capture``); ``analytics``, analytics set up. The writer's queue
+can do (``bench_hot_path.minimal_capture``); ``analytics``, analytics set up. The writer's queue
 is emptied between blocks of 500 without storing anything, so only the bot's own work is
 counted. Run without valgrind it only checks that every update completes without waiting
 on the event loop, which counting this way needs.
@@ -36,7 +36,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from time import perf_counter
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
@@ -45,6 +44,7 @@ from aiogram.methods.base import Response
 from aiogram.types import Message, Update
 from bench_hot_path import (
     HOOKED,
+    MINIMAL_QUEUE,
     SESSIONS,
     bench_analytics,
     dispatcher,
@@ -52,6 +52,8 @@ from bench_hot_path import (
     hooks_only,
     hooks_only_requests,
     make_updates,
+    minimal_capture,
+    minimal_requests,
 )
 
 
@@ -73,51 +75,6 @@ class HooksObjectRequests(BaseRequestMiddleware):
     async def __call__(self, make_request: Any, bot: Any, method: Any) -> Any:
         HOOKED.get()
         return await make_request(bot, method)
-
-
-class MinimalContext:
-    __slots__ = ("r_at", "r_chat", "r_method", "r_text", "t0", "t_end", "update")
-    update: Any
-    t0: float
-    t_end: float | None
-    r_method: str
-    r_chat: Any
-    r_text: Any
-    r_at: float | None
-
-
-MINIMAL_QUEUE: list[MinimalContext] = []
-
-
-async def minimal_capture(handler: Any, event: Any, data: dict[str, Any]) -> Any:
-    """The least a capture on these hooks can do, in one function: two clock readings,
-    a context with the update, the contextvar, an append to a queue. No screening, bot
-    identity, custom clock, queue bound, counters or surveys, and no error handling."""
-    t0 = perf_counter()
-    ctx = object.__new__(MinimalContext)
-    ctx.update, ctx.t0, ctx.t_end, ctx.r_at = event, t0, None, None
-    data["analytics"] = ctx
-    token = HOOKED.set(ctx)
-    try:
-        result = await handler(event, data)
-    finally:
-        ctx.t_end = perf_counter()
-        HOOKED.reset(token)
-    MINIMAL_QUEUE.append(ctx)
-    return result
-
-
-async def minimal_requests(make_request: Any, bot: Any, method: Any) -> Any:
-    """The request side of :func:`minimal_capture`: the first request's method name,
-    chat, text and completion time."""
-    ctx: Any = HOOKED.get()
-    response = await make_request(bot, method)
-    if ctx is not None and ctx.t_end is None and ctx.r_at is None:
-        fields = method.__dict__
-        ctx.r_method, ctx.r_chat, ctx.r_text = (
-            method.__api_method__, fields.get("chat_id"), fields.get("text"))
-        ctx.r_at = perf_counter()
-    return response
 
 
 PINNED = [Response[Message], Response[bool]]  # as in bench_hot_path: no rebuilds
