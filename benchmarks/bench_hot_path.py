@@ -154,6 +154,8 @@ async def hooks_only_requests(make_request: Any, bot: Any, method: Any) -> Any:
 
 
 class MinimalContext:
+    """The context of :func:`minimal_capture`."""
+
     __slots__ = ("r_at", "r_chat", "r_method", "r_text", "t0", "t_end", "update")
     update: Any
     t0: float
@@ -202,8 +204,9 @@ async def compare(n: int, block: int, session: str,
                   mode: str = "analytics") -> tuple[float, float, str]:
     """Seconds per update through a bare dispatcher and through the second one, and what
     analytics stored. The second dispatcher has analytics set up (``analytics``), is as
-    bare as the first (``control``), or has only :func:`hooks_only` and
-    :func:`hooks_only_requests` (``hooks``)."""
+    bare as the first (``control``), has only :func:`hooks_only` and
+    :func:`hooks_only_requests` (``hooks``), or :func:`minimal_capture` and
+    :func:`minimal_requests` (``minimal``)."""
     # Each dispatcher has a bot of its own: the bare one's session has no middleware.
     bare_bot = Bot("42:BENCH", session=SESSIONS[session]())
     bot = Bot("42:BENCH", session=SESSIONS[session]())

@@ -21,11 +21,11 @@ the database and stored the warm-up updates.
 The setups (first argument): ``bare``, no middleware; ``empty``, an outer middleware
 that only calls the handler; ``hooks``, the benchmark's hooks-only middlewares;
 ``hooks-objects``, the same middlewares written as ``BaseMiddleware`` and
-``BaseRequestMiddleware`` objects; ``minimal``, the least a capture on these hooks
-can do (``bench_hot_path.minimal_capture``); ``analytics``, analytics set up. The writer's queue
-is emptied between blocks of 500 without storing anything, so only the bot's own work is
-counted. Run without valgrind it only checks that every update completes without waiting
-on the event loop, which counting this way needs.
+``BaseRequestMiddleware`` objects; ``minimal``, the least a capture on these hooks can
+do (``bench_hot_path.minimal_capture``); ``analytics``, analytics set up. The writer's
+queue is emptied between blocks of 500 without storing anything, so only the bot's own
+work is counted. Run without valgrind it only checks that every update completes without
+waiting on the event loop, which counting this way needs.
 """
 
 from __future__ import annotations
