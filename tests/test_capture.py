@@ -14,6 +14,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Message, Update
 
 from bot_analytics import Analytics, UpdateContext
+from bot_analytics.capture.middleware import capture_middleware
 from bot_analytics.capture.requests import reply_middleware
 from bot_analytics.emulator import MemorySession
 from bot_analytics.storage import db
@@ -172,3 +173,57 @@ async def test_a_request_that_cannot_be_read_keeps_the_interaction(
     (row,) = rows(database_url, "SELECT reply_count, response_text FROM interactions")
     assert (row.reply_count, row.response_text) == (1, "ok")
     assert analytics.health()["capture_failures"] == 1
+
+
+async def test_the_middleware_wakes_the_writer_for_a_full_batch_and_drops_past_the_bound(
+        database_url: str, tmp_path: Path) -> None:
+    analytics = Analytics(make_settings(database_url, tmp_path, writer={
+        "flush_at": 3, "queue_size": 4, "flush_interval": 60}))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def handler(message: Message) -> None:
+        await message.answer("ok")
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await analytics.start()
+    await dp.feed_update(bot, message_update(bot, 1, "hi"))  # a bot seen for the first time
+    assert await analytics.flush(10)
+    for update_id in range(2, 7):  # no await between them lets the writer run
+        await dp.feed_update(bot, message_update(bot, update_id, "hi"))
+    # Updates 2 and 3 are queued; 4 fills a batch of flush_at and wakes the writer; 5 is
+    # the fourth and last the queue holds; 6 finds it full.
+    health = analytics.health()
+    assert (health["updates"], health["in_queue"], health["dropped"]) == (6, 4, 1)
+    # The writer waits up to flush_interval (a minute) unless woken.
+    for _ in range(200):
+        if analytics.health()["written"] == 5:
+            break
+        await asyncio.sleep(0.05)
+    assert analytics.health()["written"] == 5
+    await analytics.close()
+    stored = rows(database_url, "SELECT update_id FROM interactions ORDER BY update_id")
+    assert [row.update_id for row in stored] == [1, 2, 3, 4, 5]
+
+
+async def test_an_update_without_a_bot_is_handled_counted_and_kept(
+        database_url: str, tmp_path: Path) -> None:
+    analytics = Analytics(make_settings(database_url, tmp_path))
+    capture = capture_middleware(analytics)
+    seen: list[UpdateContext] = []
+
+    async def handler(event: Update, data: dict[str, object]) -> str:
+        ctx = data["analytics"]
+        assert isinstance(ctx, UpdateContext)
+        seen.append(ctx)
+        return "the handler's own result"
+
+    bot = Bot("42:TEST", session=MemorySession())
+    result = await capture(handler, message_update(bot, 1, "hi"), {})  # no "bot" key
+    assert result == "the handler's own result"
+    assert analytics.health()["capture_failures"] == 1
+    await analytics.close()
+    # Kept all the same, under no bot (0) and the default tenant.
+    (row,) = rows(database_url, "SELECT update_id, bot_id, tenant_id, text FROM interactions")
+    assert tuple(row) == (1, 0, "default", "hi")

@@ -96,8 +96,9 @@ class UpdateContext:
 
     __slots__ = ("_marks", "_plugin", "bot", "ident", "r_at", "r_chat", "r_method", "r_text",
                  "t0", "t_end", "update")
-    # Made by new_context(), which sets every slot but r_method, r_chat and r_text: those
-    # are set with r_at, by the first request.
+    # Made by new_context(), and for the usual update by the capture middleware itself,
+    # which set every slot but r_method, r_chat and r_text (a slot added here is set in
+    # both): those are set with r_at, by the first request.
     _plugin: Analytics
     update: Any
     bot: Any
@@ -299,6 +300,11 @@ class UpdateContext:
             await self._plugin.opt_in(member, tenant_id=self.tenant_id, bot_id=self.bot_id)
 
     # -- replies -----------------------------------------------------------------------------
+    def _failed(self, doing: str) -> None:
+        """Count and log a failure of the plugin's own while ``doing`` something for this
+        update ("reading the replies to update"): the update's id is added."""
+        self._plugin._capture_failed(doing + " %s", getattr(self.update, "update_id", "?"))
+
     def note_request(self, method: Any, completed_at: float) -> None:
         """Keep what matching replies needs of a request the bot completed while the
         handler ran (the hot path: which requests answer the update is worked out later,
@@ -307,8 +313,7 @@ class UpdateContext:
         try:
             request = read_request(method, completed_at)
         except Exception:
-            self._plugin._capture_failed("reading a request made for update %s",
-                                         getattr(self.update, "update_id", "?"))
+            self._failed("reading a request made for update")
             return
         if self.r_at is None:
             self.r_method, self.r_chat, self.r_text, self.r_at = request
@@ -344,7 +349,6 @@ class UpdateContext:
                         if first is None:
                             text, first = reply_text(request), request[3]
         except Exception:  # the interaction is stored with the replies read so far
-            self._plugin._capture_failed("reading the replies to update %s",
-                                         getattr(self.update, "update_id", "?"))
+            self._failed("reading the replies to update")
         marks.replies = (count, text, first)
         return count, text, first

@@ -8,14 +8,24 @@ from time import perf_counter
 from typing import Any
 
 from .context import current_update
+from .extract import read_request
 
 
 async def reply_middleware(make_request: Any, bot: Any, method: Any) -> Any:
     """The request middleware: a plain function rather than a ``BaseRequestMiddleware``
-    instance, for the reason :func:`.middleware.capture_middleware` gives."""
+    instance, for the reason :func:`.middleware.capture_middleware` gives. An update's
+    first request, the usual handler's only one, is read here; the others go through
+    :meth:`~.context.UpdateContext.note_request`."""
     ctx = current_update.get()
     response = await make_request(bot, method)
     # Only requests completed while the handler runs: a task it started may outlive it.
     if ctx is not None and ctx.t_end is None:
-        ctx.note_request(method, perf_counter())  # never raises
+        if ctx.r_at is None:
+            try:
+                ctx.r_method, ctx.r_chat, ctx.r_text, ctx.r_at = read_request(
+                    method, perf_counter())
+            except Exception:
+                ctx._failed("reading a request made for update")
+        else:
+            ctx.note_request(method, perf_counter())  # never raises
     return response
