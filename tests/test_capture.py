@@ -190,7 +190,7 @@ async def test_the_middleware_wakes_the_writer_for_a_full_batch_and_drops_past_t
     await analytics.start()
     await dp.feed_update(bot, message_update(bot, 1, "hi"))  # a bot seen for the first time
     assert await analytics.flush(10)
-    for update_id in range(2, 7):  # no await between them lets the writer run
+    for update_id in range(2, 7):  # back to back: the writer gets no turn in between
         await dp.feed_update(bot, message_update(bot, update_id, "hi"))
     # Updates 2 and 3 are queued; 4 fills a batch of flush_at and wakes the writer; 5 is
     # the fourth and last the queue holds; 6 finds it full.
@@ -221,7 +221,7 @@ async def test_an_update_without_a_bot_is_handled_counted_and_kept(
 
     bot = Bot("42:TEST", session=MemorySession())
     result = await capture(handler, message_update(bot, 1, "hi"), {})  # no "bot" key
-    assert result == "the handler's own result"
+    assert result == "the handler's own result" and len(seen) == 1
     assert analytics.health()["capture_failures"] == 1
     await analytics.close()
     # Kept all the same, under no bot (0) and the default tenant.
