@@ -50,8 +50,7 @@ def capture_middleware(plugin: Analytics) -> Middleware:
     screens = plugin._screens_messages
     # Neither a custom clock to read nor surveys to note the update for.
     plain = plugin._custom_clock is None and not plugin.surveys.active
-    # Below this many queued items, one more is neither dropped nor due for a flush.
-    room = min(writer.maxsize, writer.flush_at - 1)
+    room = writer.quiet_room
 
     async def capture(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
                       event: Any, data: dict[str, Any]) -> Any:

@@ -124,6 +124,13 @@ class Writer:
             self._kick()
         return True
 
+    @property
+    def quiet_room(self) -> int:
+        """While fewer items than this are queued and the writer runs, :meth:`put` of one
+        more neither drops it nor wakes the writer: it only appends. The capture
+        middleware appends to the queue itself then."""
+        return min(self.maxsize, self.flush_at - 1)
+
     def _kick(self) -> None:
         """Start the writer, or wake it: a full batch is waiting."""
         if self._task is None:
