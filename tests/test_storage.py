@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,39 @@ def test_naive_datetimes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive datetime"), engine.begin() as conn:
         conn.execute(OPT_OUTS.insert().values(tenant_id="t", member_id=1,
                                               ts=datetime(2026, 1, 1)))
+
+
+def test_batch_writes_store_times_as_sqlalchemy_does(database_url: str) -> None:
+    """The writer's batch inserts convert timestamps themselves; what they store must be
+    what SQLAlchemy stores for the same value, and a naive time is refused there too."""
+    from bot_analytics.storage.queries import OPT_OUTS
+
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    times = [datetime(2026, 3, 2, 1, 30, tzinfo=timezone(timedelta(hours=2))),  # no fraction
+             datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=UTC),
+             datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC)]
+    with engine.begin() as conn:
+        db.insert_ignore(conn, OPT_OUTS, [{"tenant_id": "batch", "member_id": i, "ts": t}
+                                          for i, t in enumerate(times)])
+        for i, t in enumerate(times):
+            conn.execute(OPT_OUTS.insert().values(tenant_id="sqlalchemy", member_id=i, ts=t))
+    stored = {(r.tenant_id, r.member_id): r.ts
+              for r in rows(database_url, "SELECT tenant_id, member_id, ts FROM opt_outs")}
+    for i in range(len(times)):
+        assert stored[("batch", i)] == stored[("sqlalchemy", i)]
+    if database_url.startswith("sqlite"):  # UTC wall time as text, always six decimals
+        assert [stored[("batch", i)] for i in range(3)] == [
+            "2026-03-01 23:30:00.000000", "2026-03-01 23:59:59.999999",
+            "2026-03-01 12:00:00.000005"]
+    with engine.connect() as conn:
+        back = dict(conn.execute(sa.select(OPT_OUTS.c.member_id, OPT_OUTS.c.ts)
+                                 .where(OPT_OUTS.c.tenant_id == "batch")).all())
+    assert back == dict(enumerate(times))  # the same instants
+    with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
+        db.insert_ignore(conn, OPT_OUTS, [{"tenant_id": "batch", "member_id": 9,
+                                           "ts": datetime(2026, 1, 1)}])
+    engine.dispose()
 
 
 async def test_sessions_split_after_exactly_the_timeout(database_url: str,

@@ -62,35 +62,62 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 
 # The batch statements are compiled once per dialect and run with driver-ready values:
 # SQLAlchemy's per-row parameter processing cost as much as the insert itself.
-_COMPILED: dict[tuple[str, str, str], tuple[str, tuple[str, ...] | None]] = {}
-_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME storage format
+_COMPILED: dict[tuple[str, str, str], tuple[str, tuple[str, ...], tuple[int, ...], bool]] = {}
 
 
-def _driver_value(value: Any, sqlite_dialect: bool) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: bot-analytics stores aware UTC times")
-        if sqlite_dialect:
-            return value.astimezone(UTC).strftime(_SQLITE_TS)
-        return value
+def _checked_ts(value: Any) -> Any:
+    """A timestamp as PostgreSQL's driver takes it: an aware datetime, unchanged."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: bot-analytics stores aware UTC times")
     return value
 
 
-def _bulk(conn: Connection, name: str, stmt: Any, columns: Sequence[str],
+def _sqlite_ts(value: Any) -> Any:
+    """A timestamp as SQLAlchemy stores DATETIME on SQLite: UTC wall time as the text
+    'YYYY-MM-DD HH:MM:SS.ffffff'."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: bot-analytics stores aware UTC times")
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _driver_value(value: Any, sqlite_dialect: bool) -> Any:
+    return _sqlite_ts(value) if sqlite_dialect else _checked_ts(value)
+
+
+def _is_timestamp(column_type: Any) -> bool:
+    """Whether a column stores timestamps: a DateTime, or a type decorating one."""
+    return isinstance(getattr(column_type, "impl", column_type), sa.DateTime)
+
+
+def _bulk(conn: Connection, name: str, stmt: Any, table: sa.Table, columns: Sequence[str],
           rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run ``stmt`` once for all ``rows`` (mappings holding some or all of ``columns``).
+    Values in the table's timestamp columns are converted for the driver; the others go
+    as they are. Converting only those columns, rather than testing every value, took
+    about a fifth off the writer's time per event."""
     dialect = conn.dialect
     key = (dialect.name, name, ",".join(columns))
     compiled = _COMPILED.get(key)
     if compiled is None:
         c = stmt.compile(dialect=dialect, column_keys=list(columns))
-        order = tuple(c.positiontup) if c.positional and c.positiontup else None
-        compiled = _COMPILED[key] = (c.string, order)
-    sql, order = compiled
-    lite = dialect.name == "sqlite"
-    if order is not None:
-        params: list[Any] = [tuple(_driver_value(r.get(k), lite) for k in order) for r in rows]
-    else:
-        params = [{k: _driver_value(r.get(k), lite) for k in columns} for r in rows]
+        positional = bool(c.positional and c.positiontup)
+        keys = tuple(c.positiontup) if positional else tuple(columns)
+        times = {col.name for col in table.columns if _is_timestamp(col.type)}
+        compiled = _COMPILED[key] = (c.string, keys, tuple(
+            i for i, k in enumerate(keys) if k in times), positional)
+    sql, keys, time_at, positional = compiled
+    convert = _sqlite_ts if dialect.name == "sqlite" else _checked_ts
+    params: list[Any] = []
+    append = params.append
+    for r in rows:
+        values = [r.get(k) for k in keys]
+        for i in time_at:
+            values[i] = convert(values[i])
+        append(tuple(values) if positional else dict(zip(keys, values, strict=True)))
     conn.exec_driver_sql(sql, params)
 
 
@@ -238,7 +265,7 @@ def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str,
     if rows:
         columns = [c.name for c in table.columns if c.name in rows[0]]
         _bulk(conn, f"insert_ignore:{table.name}", _insert(conn, table).on_conflict_do_nothing(),
-              columns, rows)
+              table, columns, rows)
 
 
 def insert_ignore_returning_id(conn: Connection, table: sa.Table,
@@ -272,7 +299,7 @@ def upsert_members(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
             "campaign": sa.func.coalesce(table.c.campaign, ex.campaign),
         },
     )
-    _bulk(conn, f"upsert:{table.name}", stmt, [c.name for c in table.columns], rows)
+    _bulk(conn, f"upsert:{table.name}", stmt, table, [c.name for c in table.columns], rows)
 
 
 def upsert_assignments(conn: Connection, table: sa.Table,
@@ -292,7 +319,7 @@ def upsert_assignments(conn: Connection, table: sa.Table,
             "exposures": table.c.exposures + ex.exposures,
         },
     )
-    _bulk(conn, f"upsert:{table.name}", stmt, [c.name for c in table.columns], rows)
+    _bulk(conn, f"upsert:{table.name}", stmt, table, [c.name for c in table.columns], rows)
 
 
 def day_of(conn: Connection, column: Any) -> Any:
