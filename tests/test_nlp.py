@@ -70,6 +70,49 @@ def test_vader_behaviour() -> None:
     assert s("The service is good, but the delivery was awful") < s("The service is good")
 
 
+# Words VADER's rules treat specially, emoticons, punctuation around words, and texts
+# with no sentiment word at all.
+VADER_EDGE_CASES = [
+    "no", "no way", "no no no", "kind of", "kind of good", "but", "ok but", "at least",
+    "least", ":)", ":-(", "<3", "(:", ":D", "xD", "'great'", "(great)", "GREAT!!!", "k",
+    "not bad", "hello!!!", "??", "...", "a", "it's ok", "lol", "wtf", "yes", "so-so",
+    "hmm...", "/start", "/help", "I'd like a refund", "#1", "$29.99", "don't", "isn't good",
+    "sort of", "kinda", "where is my order?", "WHERE IS MY ORDER", "order #12345 status",
+    "no.", "--good--", "!!", "nope :(", "call me on +44 20 7946 0958", "  spaced  out  ",
+    "tab\tseparated\nlines", "hello 👋", "ça va?", "naïve question",
+]
+
+
+def test_texts_without_sentiment_words_score_as_vader_scores_them() -> None:
+    """The analyzer answers 0 itself for a text in which no word is in VADER's lexicon;
+    every text must still score exactly as VADER scores it."""
+    from bot_analytics.examples.intent_corpus import make_corpus
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader = SentimentIntensityAnalyzer()
+    corpus = make_corpus(train_per_intent=10, val_per_intent=0, test_per_intent=0,
+                         oos_train=50, oos_val=0, oos_test=0)
+    texts = [t for t, _ in corpus.train] + VADER_EDGE_CASES
+    v = VaderAnalyzer()
+    called: list[str] = []
+    polarity = v._vader.polarity_scores
+
+    def counted(text: str) -> dict[str, float]:
+        called.append(text)
+        return polarity(text)
+
+    v._vader.polarity_scores = counted  # type: ignore[method-assign]
+    for text in texts:
+        score = v.score(text, "en")
+        if score is None:
+            assert not text.strip()
+            continue
+        assert score == vader.polarity_scores(text)["compound"], text
+    # Both ways were taken: some texts were left to VADER, others answered without it.
+    assert 0 < len(called) < len(texts)
+    assert "where is my order?" not in called and "no way" in called
+
+
 def test_other_languages_get_no_sentiment() -> None:
     v = VaderAnalyzer()
     assert v.score("Das ist schlecht", "de") is None          # language_code says German

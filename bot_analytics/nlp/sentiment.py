@@ -8,6 +8,7 @@ sentiment at all: a wrong ``neutral`` would skew every rate.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -50,6 +51,9 @@ class VaderAnalyzer:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._vader = SentimentIntensityAnalyzer()
+        self._lexicon = self._vader.lexicon
+        # VADER reads emoji as words; no emoji in its list is ASCII.
+        self._ascii_emoji = any(e.isascii() for e in self._vader.emojis)
         self._languages = tuple(lang.lower() for lang in languages)
         self._use_language_code = use_language_code
 
@@ -65,7 +69,22 @@ class VaderAnalyzer:
     def score(self, text: str, language_code: str | None = None) -> float | None:
         if not self.understands(text, language_code):
             return None
+        if text.isascii() and not self._ascii_emoji and not self._has_lexicon_word(text):
+            return 0.0  # what VADER gives such a text, without its per-word rules
         return float(self._vader.polarity_scores(text)["compound"])
+
+    def _has_lexicon_word(self, text: str) -> bool:
+        """Whether any word of an emoji-free text, cut out as VADER cuts it (split on
+        white space, punctuation stripped from both ends unless that leaves two
+        characters or fewer), is in VADER's lexicon. Only such words carry a valence:
+        negations, boosters, 'but' and punctuation only scale it, so a text without one
+        scores exactly 0."""
+        lexicon = self._lexicon
+        for word in text.split():
+            stripped = word.strip(string.punctuation)
+            if (word if len(stripped) <= 2 else stripped).lower() in lexicon:
+                return True
+        return False
 
     def scores(self, texts: Sequence[str], language_codes: Sequence[str | None]
                ) -> list[float | None]:
