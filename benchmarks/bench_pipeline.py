@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import random
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -91,6 +92,7 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
     print(f"elapsed: {elapsed:.1f} s")
     print(f"throughput: {events / elapsed:,.0f} events/s   target: 10,000 or more")
     print(f"peak memory: {rss_mib():.0f} MiB resident (was {before:.0f} MiB before the run)")
+    shutil.rmtree(work, ignore_errors=True)  # the SQLite file and the spool
 
 
 def main() -> None:
