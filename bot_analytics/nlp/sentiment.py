@@ -52,7 +52,8 @@ class VaderAnalyzer:
 
         self._vader = SentimentIntensityAnalyzer()
         self._lexicon = self._vader.lexicon
-        # VADER reads emoji as words; no emoji in its list is ASCII.
+        # VADER reads emoji as words. None in its list is ASCII, so an ASCII text has
+        # none; should a list ever hold one, every text goes to VADER.
         self._ascii_emoji = any(e.isascii() for e in self._vader.emojis)
         self._languages = tuple(lang.lower() for lang in languages)
         self._use_language_code = use_language_code
