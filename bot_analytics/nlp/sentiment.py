@@ -8,7 +8,6 @@ sentiment at all: a wrong ``neutral`` would skew every rate.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -48,10 +47,11 @@ class VaderAnalyzer:
     """VADER compound scores for text in the configured languages."""
 
     def __init__(self, languages: Sequence[str] = ("en",), use_language_code: bool = True):
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer, SentiText
 
         self._vader = SentimentIntensityAnalyzer()
         self._lexicon = self._vader.lexicon
+        self._vader_word = SentiText._strip_punc_if_word  # how VADER cuts out a word
         # VADER reads emoji as words. None in its list is ASCII, so an ASCII text has
         # none; should a list ever hold one, every text goes to VADER.
         self._ascii_emoji = any(e.isascii() for e in self._vader.emojis)
@@ -76,16 +76,12 @@ class VaderAnalyzer:
 
     def _has_lexicon_word(self, text: str) -> bool:
         """Whether any word of an emoji-free text, cut out as VADER cuts it (split on
-        white space, punctuation stripped from both ends unless that leaves two
-        characters or fewer), is in VADER's lexicon. Only such words carry a valence:
-        negations, boosters, 'but' and punctuation only scale it, so a text without one
-        scores exactly 0."""
-        lexicon = self._lexicon
-        for word in text.split():
-            stripped = word.strip(string.punctuation)
-            if (word if len(stripped) <= 2 else stripped).lower() in lexicon:
-                return True
-        return False
+        white space, then VADER's own function strips punctuation from both ends unless
+        that leaves two characters or fewer), is in VADER's lexicon. Only such words
+        carry a valence: negations, boosters, 'but' and punctuation only scale it, so a
+        text without one scores exactly 0."""
+        lexicon, vader_word = self._lexicon, self._vader_word
+        return any(vader_word(word).lower() in lexicon for word in text.split())
 
     def scores(self, texts: Sequence[str], language_codes: Sequence[str | None]
                ) -> list[float | None]:
