@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from .models import metadata
+from .models import metadata, naive_datetime_error
 
 log = logging.getLogger("bot_analytics.storage")
 
@@ -68,7 +68,7 @@ _COMPILED: dict[tuple[str, str, str], tuple[str, tuple[str, ...], tuple[int, ...
 def _checked_ts(value: Any) -> Any:
     """A timestamp as PostgreSQL's driver takes it: an aware datetime, unchanged."""
     if isinstance(value, datetime) and value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: bot-analytics stores aware UTC times")
+        raise naive_datetime_error(value)
     return value
 
 
@@ -79,7 +79,7 @@ def _sqlite_ts(value: Any) -> Any:
         return value
     if value.tzinfo is not UTC:
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: bot-analytics stores aware UTC times")
+            raise naive_datetime_error(value)
         value = value.astimezone(UTC)
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 

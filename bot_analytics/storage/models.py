@@ -14,6 +14,11 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
+def naive_datetime_error(value: datetime) -> ValueError:
+    """The error for a datetime without a time zone, which is never stored."""
+    return ValueError(f"naive datetime {value!r}: bot-analytics stores aware UTC times")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend; naive values are refused."""
 
@@ -24,7 +29,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: bot-analytics stores aware UTC times")
+            raise naive_datetime_error(value)
         value = value.astimezone(UTC)
         # SQLite has no time zones: store UTC wall time so text order is time order.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
