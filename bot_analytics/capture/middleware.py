@@ -68,7 +68,7 @@ def capture_middleware(plugin: Analytics) -> Middleware:
             ctx.r_at = None
             ctx._marks = None
         else:
-            ctx = _context(plugin, event, bot, t0)
+            ctx = _context(plugin, event, bot, ident, t0)
         data["analytics"] = ctx
         if (screens or event.callback_query is not None) and \
                 await _screen(plugin, ctx, event, data):
@@ -100,14 +100,15 @@ def capture_middleware(plugin: Analytics) -> Middleware:
     return capture
 
 
-def _context(plugin: Analytics, update: Any, bot: Any, t0: float) -> UpdateContext:
+def _context(plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str] | None,
+             t0: float) -> UpdateContext:
     """The context of any update, for the cases the middleware's own path leaves out: a
-    bot seen for the first time, a custom clock, no bot at all. Never raises."""
+    bot seen for the first time (``ident`` None), a custom clock, no bot at all. Never
+    raises."""
     try:
         if bot is None:
             raise KeyError("the handler data has no bot")
-        ctx = new_context(plugin, update, bot,
-                          plugin._bots.get(id(bot)) or plugin._bot_identity(bot), t0)
+        ctx = new_context(plugin, update, bot, ident or plugin._bot_identity(bot), t0)
         if plugin._custom_clock is not None:
             ctx.marks.received = plugin._custom_clock()
     except Exception as error:
