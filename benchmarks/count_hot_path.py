@@ -14,10 +14,11 @@ function of ctypes that runs a callback::
 and divide the totals by ``--updates``. Nothing else in the process calls Python through
 ctypes, so nothing else is counted: with ``--updates 0`` the totals are empty. (Counting
 inside ``map_next``, as this script once did, also counted every ``map()`` the libraries
-iterate while the plugin starts, more with analytics than without: 2,300 instructions an
-update at 1,000 updates.) With string hashing randomised, where keys fall in dicts
-changes from run to run and moves the count by up to about 5,000 an update; with
-``PYTHONHASHSEED=0`` two runs agreed to within 1,000. ``--separate-threads=yes`` writes
+iterate while the dispatcher and the plugin are set up: 10,500 instructions an update at
+1,000 updates with the minimal capture, 12,800 with analytics.) With string hashing
+randomised, where keys fall in dicts changes from run to run and moves the count by up to
+about 5,000 an update; with ``PYTHONHASHSEED=0`` two runs agreed to within 1,000 on one
+machine and came out 3,800 apart on another. ``--separate-threads=yes`` writes
 one file per thread, and ``-01`` is the main thread's. Before counting, the script also
 waits until the writer has prepared the database and stored the warm-up updates.
 
