@@ -188,14 +188,18 @@ async def test_tenants_per_bot(database_url: str, tmp_path: Path,
     analytics.setup(dp)
     bots = [new_bot(emulator, shop_token), new_bot(emulator, help_token)]
     async with RunningBot(emulator, dp, bots, analytics) as running:
-        emulator.user("A", bot=shop_token, user_id=5).send("hi shop")
-        emulator.user("A", bot=help_token, user_id=5).send("hi help")
-        await running.settle(2)
+        # One at a time, so that the middleware sees each bot again after the other one.
+        order = (shop_token, shop_token, help_token, help_token, shop_token)
+        for n, token in enumerate(order, 1):
+            emulator.user("A", bot=token, user_id=5).send(f"hi number {n}")
+            await running.settle(n)
         # Replies from both bots were tied to their updates.
-        await emulator.wait_for(lambda: len(emulator.messages_to(5)) == 2)
-    got = sorted((r.tenant_id, r.bot_id) for r in
-                 rows(database_url, "SELECT tenant_id, bot_id FROM interactions"))
-    assert got == sorted([("acme", shop_id), ("other", help_id)])
+        await emulator.wait_for(lambda: len(emulator.messages_to(5)) == len(order))
+    got = sorted((r.text, r.tenant_id, r.bot_id) for r in
+                 rows(database_url, "SELECT text, tenant_id, bot_id FROM interactions"))
+    assert got == [("hi number 1", "acme", shop_id), ("hi number 2", "acme", shop_id),
+                   ("hi number 3", "other", help_id), ("hi number 4", "other", help_id),
+                   ("hi number 5", "acme", shop_id)]
 
 
 async def test_redelivered_update_is_stored_once(database_url: str, tmp_path: Path,

@@ -51,12 +51,22 @@ def capture_middleware(plugin: Analytics) -> Middleware:
     # Neither a custom clock to read nor surveys to note the update for.
     plain = plugin._custom_clock is None and not plugin.surveys.active
     room = writer.quiet_room
+    # The bot of the last update and its identity. Most processes run one bot: comparing
+    # with it spares the dict lookup and id(), for which CPython raises an audit event.
+    last_bot: Any = None
+    last_ident: tuple[int, str] | None = None
 
     async def capture(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
                       event: Any, data: dict[str, Any]) -> Any:
+        nonlocal last_bot, last_ident
         t0 = perf_counter()
         bot = data.get("bot")
-        ident = bots.get(id(bot))
+        if bot is last_bot:
+            ident = last_ident
+        else:
+            ident = bots.get(id(bot))
+            if ident is not None:
+                last_bot, last_ident = bot, ident
         if ident is not None and plain:  # what new_context() does, without the call
             ctx = _new(UpdateContext)
             ctx._plugin = plugin

@@ -22,8 +22,18 @@ async def reply_middleware(make_request: Any, bot: Any, method: Any) -> Any:
     if ctx is not None and ctx.t_end is None:
         if ctx.r_at is None:
             try:
-                ctx.r_method, ctx.r_chat, ctx.r_text, ctx.r_at = read_request(
-                    method, perf_counter())
+                fields = method.__dict__
+                text = fields.get("text")
+                chat = fields.get("chat_id")
+                if text and chat is not None:
+                    # A message to a chat: what read_request() reads, without the call.
+                    ctx.r_method = method.__api_method__
+                    ctx.r_chat = chat
+                    ctx.r_text = text
+                    ctx.r_at = perf_counter()
+                else:
+                    ctx.r_method, ctx.r_chat, ctx.r_text, ctx.r_at = read_request(
+                        method, perf_counter())
             except Exception:
                 ctx._failed("reading a request made for update")
         else:
