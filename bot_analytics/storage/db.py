@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -84,8 +84,10 @@ def _sqlite_ts(value: Any) -> Any:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _driver_value(value: Any, sqlite_dialect: bool) -> Any:
-    return _sqlite_ts(value) if sqlite_dialect else _checked_ts(value)
+def _ts_converter(dialect: Any) -> Callable[[Any], Any]:
+    """How a timestamp parameter goes to ``dialect``'s driver (other values pass as they
+    are)."""
+    return _sqlite_ts if dialect.name == "sqlite" else _checked_ts
 
 
 def _is_timestamp(column_type: Any) -> bool:
@@ -110,7 +112,7 @@ def _bulk(conn: Connection, name: str, stmt: Any, table: sa.Table, columns: Sequ
         compiled = _COMPILED[key] = (c.string, keys, tuple(
             i for i, k in enumerate(keys) if k in times), positional)
     sql, keys, time_at, positional = compiled
-    convert = _sqlite_ts if dialect.name == "sqlite" else _checked_ts
+    convert = _ts_converter(dialect)
     params: list[Any] = []
     append = params.append
     for r in rows:
@@ -128,8 +130,8 @@ def raw_rows(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
     them (timestamps are text on SQLite)."""
     compiled = stmt.compile(dialect=conn.dialect,
                             compile_kwargs={"render_postcompile": True})  # IN (...) lists
-    lite = conn.dialect.name == "sqlite"
-    values = {k: _driver_value(v, lite) for k, v in compiled.params.items()}
+    convert = _ts_converter(conn.dialect)
+    values = {k: convert(v) for k, v in compiled.params.items()}
     params: Any = (tuple(values[k] for k in compiled.positiontup)
                    if compiled.positional and compiled.positiontup else values)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
