@@ -3,11 +3,13 @@ redaction) and persisted to SQLite per second, sustained over 200,000 events; an
 process's peak memory. Target: 10,000 events per second or more.
 
     python benchmarks/bench_pipeline.py [--events 200000] [--database-url URL]
+                                        [--helper-process auto|true|false]
 
 The captured records (with their updates) are built first; then a producer on the event
 loop queues them as the middleware would, never more than the queue holds, and the
 writer's task and thread do the rest. The clock runs from the first event queued to the
-last one committed.
+last one committed. ``--helper-process`` sets ``sentiment.helper_process`` (``auto``, the
+default, scores VADER in a helper process on a machine with two or more CPUs).
 """
 
 from __future__ import annotations
@@ -53,14 +55,28 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int = 2000
-              ) -> None:
+def helper_peak_mib(analytics: Analytics) -> float | None:
+    """Peak resident memory of the sentiment helper process (Linux), if one runs."""
+    proc = getattr(analytics.enricher.analyzer, "proc", None)
+    if proc is None:
+        return None
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines()
+                 if line.startswith("VmHWM:")), None)
+
+
+async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int = 2000,
+              helper: bool | str = "auto") -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     url = url or f"sqlite:///{work / 'analytics.sqlite3'}"
     analytics = Analytics(parse_settings({
         "database": {"url": url, "auto_migrate": True},
         "writer": {"spool_path": str(work / "spool"), "flush_at": flush_at,
                    "max_batch": max_batch},
+        "sentiment": {"helper_process": helper},
         "intents": {"rules": {"escalate": {"keywords": ["human", "agent"]},
                               "refund": {"keywords": ["refund", "cancel"]},
                               "delivery": {"keywords": ["order", "delivery", "ship"]},
@@ -85,13 +101,19 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
     assert await analytics.flush(600)
     elapsed = time.perf_counter() - start
     h = analytics.health()
+    helper_mib = helper_peak_mib(analytics)
     await analytics.close()
     print(f"events: {events:,}; written {h['written']:,}, dropped {h['dropped']}, "
           f"spooled {h['spooled']}, failures {h['enrichment_failures'] + h['capture_failures']}")
     print(f"database: {url.split('?')[0]}; flush_at {flush_at}, max_batch {max_batch}")
+    helper_state = h.get("sentiment_helper")
+    print("sentiment: " + ("in the writer's thread" if helper_state is None else
+                           f"in a helper process (started {helper_state['started']}, "
+                           f"failures {helper_state['failures']})"))
     print(f"elapsed: {elapsed:.1f} s")
     print(f"throughput: {events / elapsed:,.0f} events/s   target: 10,000 or more")
-    print(f"peak memory: {rss_mib():.0f} MiB resident (was {before:.0f} MiB before the run)")
+    print(f"peak memory: {rss_mib():.0f} MiB resident (was {before:.0f} MiB before the run)"
+          + ("" if helper_mib is None else f"; the helper process: {helper_mib:.0f} MiB"))
     shutil.rmtree(work, ignore_errors=True)  # the SQLite file and the spool
 
 
@@ -101,8 +123,11 @@ def main() -> None:
     p.add_argument("--database-url", default=None)
     p.add_argument("--flush-at", type=int, default=500, help="writer.flush_at")
     p.add_argument("--max-batch", type=int, default=2000, help="writer.max_batch")
+    p.add_argument("--helper-process", choices=["auto", "true", "false"], default="auto",
+                   help="sentiment.helper_process")
     a = p.parse_args()
-    asyncio.run(run(a.events, a.database_url, a.flush_at, a.max_batch))
+    helper = a.helper_process if a.helper_process == "auto" else a.helper_process == "true"
+    asyncio.run(run(a.events, a.database_url, a.flush_at, a.max_batch, helper))
 
 
 if __name__ == "__main__":

@@ -115,6 +115,10 @@ class SentimentSettings(_Section):
     #: ``language_code`` or its script marks as another language gets no sentiment.
     languages: list[str] = Field(default_factory=lambda: ["en"])
     use_language_code: bool = True
+    #: Score VADER in a helper process, beside the writer's thread: ``auto`` does so on a
+    #: POSIX system with two or more CPUs for this process, ``false`` never (the writer's
+    #: thread scores), ``true`` wherever the system allows it.
+    helper_process: bool | Literal["auto"] = "auto"
 
 
 class MetricSettings(_Section):

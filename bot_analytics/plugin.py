@@ -20,7 +20,7 @@ from .events import ExposureEvent, Skipped, conversion_event
 from .experiments import ExperimentDef, UnknownExperiment, Variant, from_settings
 from .feedback import Surveys
 from .nlp.intents import DefaultIntentDetector, IntentDetector, TextIntentModel
-from .nlp.sentiment import SentimentAnalyzer, VaderAnalyzer
+from .nlp.sentiment import SentimentAnalyzer, VaderAnalyzer, VaderProcess
 from .pipeline.enrich import Enricher, PreparedBatch, Pseudonymizer
 from .pipeline.spool import Spool
 from .pipeline.writer import SchemaNotReady, Writer
@@ -41,6 +41,16 @@ RECORDED_UPDATE_TYPES = (
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _use_helper(setting: bool | str) -> bool:
+    """Whether VADER runs in a helper process (``sentiment.helper_process``)."""
+    if os.name != "posix" or setting is False:
+        return False
+    if setting == "auto":
+        return len(os.sched_getaffinity(0)) >= 2 if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1) >= 2
+    return True
 
 
 class Analytics:
@@ -75,7 +85,8 @@ class Analytics:
         detector = intent_detector or self._default_detector(s)
         analyzer = sentiment_analyzer
         if analyzer is None and s.sentiment.enabled:
-            analyzer = VaderAnalyzer(s.sentiment.languages, s.sentiment.use_language_code)
+            analyzer = (VaderProcess if _use_helper(s.sentiment.helper_process)
+                        else VaderAnalyzer)(s.sentiment.languages, s.sentiment.use_language_code)
         self.enricher = Enricher(s, detector, analyzer, self._pseudo)
         self._store: BatchStore | None = None
         w = s.writer
@@ -235,7 +246,8 @@ class Analytics:
 
     def _write_batch(self, batch: PreparedBatch) -> None:
         self.store.write(batch.interactions, batch.members, batch.member_events,
-                         batch.conversions, batch.exposures, batch.feedback)
+                         batch.conversions, batch.exposures, batch.feedback,
+                         complete=batch.complete)
 
     # -- wiring ---------------------------------------------------------------------
     def setup(self, dispatcher: Any) -> Analytics:
@@ -323,6 +335,12 @@ class Analytics:
             jobs["next_runs"] = {job.name: job.next_run_time
                                  for job in self.scheduler.get_jobs()}
         health["jobs"] = jobs
+        helper = self.enricher.analyzer
+        if isinstance(helper, VaderProcess):
+            health["sentiment_helper"] = {
+                "running": helper.proc is not None and helper.proc.poll() is None,
+                "started": helper.started, "failures": helper.failures_total,
+                "given_up": not helper.active}
         d = self.delivery_counters
         health["deliveries"] = {"sent": d.sent, "failed": d.failed, "forbidden": d.forbidden,
                                 "skipped": d.skipped, "flood_waits": d.flood_waits,

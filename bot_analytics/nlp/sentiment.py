@@ -8,8 +8,18 @@ sentiment at all: a wrong ``neutral`` would skew every rate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
+
+log = logging.getLogger("bot_analytics.sentiment")
 
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
@@ -86,3 +96,204 @@ class VaderAnalyzer:
     def scores(self, texts: Sequence[str], language_codes: Sequence[str | None]
                ) -> list[float | None]:
         return [self.score(t, lang) for t, lang in zip(texts, language_codes, strict=True)]
+
+
+# -- VADER in a helper process ------------------------------------------------------------
+# VADER is pure Python and holds the GIL; scoring a batch in a second process lets the
+# writer's thread read, label and store the batch meanwhile, on another core. The helper
+# runs this file on its own (not the bot_analytics package, whose import costs seconds):
+# one JSON line in, ``[number, texts, language codes]``; one JSON line out, ``[number,
+# scores]``. The number pairs an answer with its request, so that the answer to a batch
+# whose scores were never collected cannot be taken for the next one's.
+
+_BOOT = (
+    "import importlib.util, sys\n"
+    "spec = importlib.util.spec_from_file_location('bot_analytics_sentiment', sys.argv[1])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(module)\n"
+    "module.serve(sys.argv[2])\n"
+)
+
+
+def serve(config: str) -> None:
+    """The helper's loop: answer each request line on stdin until stdin closes."""
+    import signal
+
+    # Ctrl+C in a terminal reaches the whole process group; the helper ends when the
+    # bot closes its stdin (or exits), not before.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    languages, use_language_code = json.loads(config)
+    analyzer = VaderAnalyzer(languages, use_language_code)
+    out = sys.stdout
+    out.write("ready\n")
+    out.flush()
+    for line in sys.stdin:
+        number, texts, codes = json.loads(line)
+        out.write(json.dumps([number, analyzer.scores(texts, codes)]) + "\n")
+        out.flush()
+
+
+class HelperFailed(RuntimeError):
+    """The helper process could not answer (it failed to start, died, or timed out)."""
+
+
+class VaderProcess:
+    """:class:`VaderAnalyzer` run in a helper process (POSIX only).
+
+    :meth:`start` sends a batch and returns at once with a function that waits for its
+    scores; meanwhile the caller's thread does other work. When the helper cannot answer,
+    the batch is scored in the calling thread instead (the same scores), the failure is
+    logged and counted, and the next batch starts a new helper; after ``max_failures``
+    failures in a row the helper is given up and everything is scored in-thread.
+    """
+
+    def __init__(self, languages: Sequence[str] = ("en",), use_language_code: bool = True,
+                 *, timeout: float = 60.0, max_failures: int = 3):
+        self.local = VaderAnalyzer(languages, use_language_code)
+        self._config = json.dumps([list(languages), use_language_code])
+        self.timeout = timeout
+        self.max_failures = max_failures
+        self.failures = 0  # in a row
+        self.failures_total = 0
+        self.started = 0  # helpers started
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._rest = b""
+        self._number = 0  # of the latest request
+
+    @property
+    def active(self) -> bool:
+        """Whether batches go to a helper process (False once it has been given up)."""
+        return self.failures < self.max_failures
+
+    # -- the helper ----------------------------------------------------------------------
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, str(Path(__file__).resolve()), self._config],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        assert proc.stdin is not None and proc.stdout is not None
+        os.set_blocking(proc.stdin.fileno(), False)
+        os.set_blocking(proc.stdout.fileno(), False)
+        self.proc, self._rest = proc, b""
+        self.started += 1
+        try:
+            if self._read_line(time.monotonic() + self.timeout) != b"ready":
+                raise HelperFailed("the sentiment helper process did not say it was ready")
+        except BaseException:
+            self._stop(kill=True)
+            raise
+        return proc
+
+    def _send(self, data: bytes, deadline: float) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        fd = self.proc.stdin.fileno()
+        view = memoryview(data)
+        while view:
+            if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+                raise HelperFailed(f"the sentiment helper process took no input for "
+                                   f"{self.timeout:g} s")
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                continue
+            except OSError as error:  # BrokenPipeError: it has died
+                raise HelperFailed(f"the sentiment helper process is gone ({error})"
+                                   ) from error
+
+    def _read_line(self, deadline: float) -> bytes:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        chunks = [self._rest]
+        while b"\n" not in chunks[-1]:
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise HelperFailed(f"the sentiment helper process gave no answer in "
+                                   f"{self.timeout:g} s")
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                try:
+                    code: int | None = self.proc.wait(1)  # its output closed: it is ending
+                except subprocess.TimeoutExpired:
+                    code = None
+                raise HelperFailed("the sentiment helper process exited"
+                                   + (f" with status {code}" if code is not None else ""))
+            chunks.append(chunk)
+        line, _, self._rest = b"".join(chunks).partition(b"\n")
+        return line
+
+    def _stop(self, kill: bool = False) -> None:
+        """End the helper: by closing its input, or at once (``kill``) when it failed."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if kill and proc.poll() is None:
+            proc.kill()
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        try:
+            proc.wait(5)  # its stdin is closed: it ends by itself
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        """Stop the helper process (a later batch starts a new one)."""
+        self._stop()
+
+    # -- scoring ---------------------------------------------------------------------------
+    def _failed(self, error: BaseException) -> None:
+        self.failures += 1
+        self.failures_total += 1
+        self._stop(kill=True)
+        given_up = "" if self.active else (
+            f"; after {self.failures} failures in a row sentiment is scored in the "
+            f"writer's thread from now on")
+        log.warning("bot-analytics: sentiment helper process failed (%s); the batch is "
+                    "scored in the writer's thread%s", error, given_up)
+
+    def start(self, texts: Sequence[str], language_codes: Sequence[str | None]
+              ) -> Callable[[], list[float | None]]:
+        """Send a batch to the helper; the returned function waits for its scores."""
+        if not texts or not self.active:
+            return lambda: self.local.scores(texts, language_codes)
+        try:
+            deadline = time.monotonic() + self.timeout
+            if self.proc is None or self.proc.poll() is not None:
+                self._stop()
+                self._spawn()
+            self._number += 1
+            number = self._number
+            request = json.dumps([number, list(texts), list(language_codes)])
+            self._send(request.encode() + b"\n", deadline)
+        except (HelperFailed, OSError, ValueError, subprocess.SubprocessError) as error:
+            self._failed(error)
+            return lambda: self.local.scores(texts, language_codes)
+
+        def result() -> list[float | None]:
+            try:
+                if self.proc is None:
+                    raise HelperFailed("the sentiment helper process was stopped")
+                deadline = time.monotonic() + self.timeout
+                answered = -1
+                while answered < number:  # skip answers nobody collected
+                    answered, scores = json.loads(self._read_line(deadline))
+                if answered != number or not isinstance(scores, list) \
+                        or len(scores) != len(texts):
+                    raise HelperFailed("the sentiment helper process answered with "
+                                       "something other than one score per text")
+            except (HelperFailed, OSError, ValueError) as error:
+                self._failed(error)
+                return self.local.scores(texts, language_codes)
+            self.failures = 0
+            return scores
+
+        return result
+
+    def scores(self, texts: Sequence[str], language_codes: Sequence[str | None]
+               ) -> list[float | None]:
+        return self.start(texts, language_codes)()

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,18 @@ class PreparedBatch:
     #: One row per member and experiment, with the batch's exposures counted in it.
     exposures: list[dict[str, Any]] = field(default_factory=list)
     feedback: list[dict[str, Any]] = field(default_factory=list)
+    #: Fills in what is still being computed (sentiment, in a helper process); see
+    #: :meth:`complete`. Not part of what is spooled.
+    pending: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def complete(self) -> PreparedBatch:
+        """Wait for what is still being computed and fill it into the rows. Every batch
+        is completed before its interactions are stored or spooled; the second call
+        does nothing."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending()
+        return self
 
     def __len__(self) -> int:
         """Captured events in the batch (derived rows are not counted again)."""
@@ -120,6 +132,15 @@ class Enricher:
         self.opted_out: set[tuple[str, int]] = set()
         self.stats = EnrichStats()
 
+    def close(self) -> None:
+        """Stop what the analyzer runs beside the writer (its helper process, if any)."""
+        close = getattr(self.analyzer, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("could not stop the sentiment analyzer")
+
     # -- text -------------------------------------------------------------------------
     def _store_text(self, text: str | None) -> str | None:
         if text is None or not self.settings.privacy.store_text:
@@ -140,26 +161,51 @@ class Enricher:
             self.stats.enrichment_failures += len(events)
             return [None] * len(events)
 
-    def _sentiments(self, events: Sequence[InteractionEvent]) -> list[float | None]:
-        out: list[float | None] = [None] * len(events)
+    def _sentiments(self, events: Sequence[InteractionEvent]
+                    ) -> Callable[[], list[float | None]]:
+        """Start scoring the texts of ``events``; the returned function gives the scores
+        (an analyzer with ``start`` scores them meanwhile, in another process)."""
+        n = len(events)
         if self.analyzer is None or not self.settings.sentiment.enabled:
-            return out
+            return lambda: [None] * n
         idx = [i for i, e in enumerate(events) if e.event_type in TEXT_EVENT_TYPES and e.text]
         if not idx:
-            return out
-        try:
-            scores = self.analyzer.scores([clean_text(events[i].text or "") for i in idx],
-                                          [events[i].language_code for i in idx])
-        except Exception:
+            return lambda: [None] * n
+        texts = [clean_text(events[i].text or "") for i in idx]
+        codes = [events[i].language_code for i in idx]
+
+        def failed() -> list[float | None]:
             log.exception("sentiment analysis failed for a batch of %d texts", len(idx))
             self.stats.enrichment_failures += len(idx)
+            return [None] * n
+
+        try:
+            start = getattr(self.analyzer, "start", None)
+            if start is not None:
+                pending = start(texts, codes)
+            else:
+                scores = self.analyzer.scores(texts, codes)
+                pending = lambda: scores  # noqa: E731
+        except Exception:
+            none = failed()
+            return lambda: none
+
+        def result() -> list[float | None]:
+            try:
+                scores = pending()
+                out: list[float | None] = [None] * n
+                for i, score in zip(idx, scores, strict=True):
+                    out[i] = score
+            except Exception:
+                return failed()
             return out
-        for i, score in zip(idx, scores, strict=True):
-            out[i] = score
-        return out
+
+        return result
 
     def prepare(self, items: Iterable[InteractionEvent | MemberEvent | ConversionEvent
                                       | ExposureEvent | FeedbackEvent]) -> PreparedBatch:
+        """Rows for ``items``. Their sentiment may still be being scored: call the
+        batch's :meth:`~PreparedBatch.complete` before reading it."""
         interactions: list[InteractionEvent] = []
         lifecycle: list[MemberEvent] = []
         conversions: list[ConversionEvent] = []
@@ -216,9 +262,13 @@ class Enricher:
             row["campaign"] = row["campaign"] or campaign
 
         if interactions:
+            # The texts are scored (in a helper process, where there is one) while this
+            # thread labels intents, builds the rows and begins the batch's transaction;
+            # batch.complete() fills the scores in before the interactions are stored.
+            pending = self._sentiments(interactions)
             intents = self._intents(interactions)
-            sentiments = self._sentiments(interactions)
-            for ev, pred, score in zip(interactions, intents, sentiments, strict=True):
+            rows: list[tuple[dict[str, Any], int]] = []
+            for k, (ev, pred) in enumerate(zip(interactions, intents, strict=True)):
                 try:
                     member = pseudo.member(ev.member_id)
                     chat = pseudo.chat(ev.chat_id, ev.chat_type)
@@ -228,15 +278,14 @@ class Enricher:
                     lang = _short(ev.language_code, "language_code")
                     is_start = ev.command == "/start"
                     payload = _short(ev.command_args, "payload") if is_start else None
-                    batch.interactions.append({
+                    row = {
                         "tenant_id": ev.tenant_id, "bot_id": ev.bot_id,
                         "update_id": ev.update_id, "event_type": ev.event_type, "ts": ev.ts,
                         "chat_id": chat, "chat_type": ev.chat_type, "member_id": member,
                         "language_code": lang, "text": self._store_text(ev.text),
                         "command": _short(ev.command, "command"),
                         "intent": _short(intent, "intent"), "intent_confidence": confidence,
-                        "sentiment": label_for(score) if score is not None else None,
-                        "sentiment_score": score, "handled": ev.handled,
+                        "sentiment": None, "sentiment_score": None, "handled": ev.handled,
                         "error": _short(ev.error, "error"),
                         "handler_time_ms": ev.handler_time_ms,
                         "response_text": self._store_text(ev.response_text),
@@ -244,7 +293,9 @@ class Enricher:
                         "reply_count": ev.reply_count, "session_id": None,
                         "escalated": ev.escalated or intent == ESCALATE_INTENT,
                         "monetization_event": False,
-                    })
+                    }
+                    batch.interactions.append(row)
+                    rows.append((row, k))
                     touch(ev.tenant_id, ev.bot_id, member, ev.ts, lang, payload)
                     if is_start:
                         batch.member_events.append({
@@ -255,6 +306,16 @@ class Enricher:
                     log.exception("could not prepare update %s of bot %s; it is not stored",
                                   ev.update_id, ev.bot_id)
                     self.stats.row_failures += 1
+
+            def fill() -> None:
+                sentiments = pending()
+                for row, k in rows:
+                    score = sentiments[k]
+                    if score is not None:
+                        row["sentiment"] = label_for(score)
+                        row["sentiment_score"] = score
+
+            batch.pending = fill
 
         for me in lifecycle:
             member = pseudo.member(me.member_id)

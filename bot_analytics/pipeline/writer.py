@@ -212,6 +212,7 @@ class Writer:
             self._taken += len(rest)
             await self.run_in_worker(self._spool_items, rest)
         if self._executor is not None:
+            await self.run_in_worker(self.enricher.close)
             self._executor.shutdown(wait=True)
             self._executor = None
         return ok
@@ -263,6 +264,7 @@ class Writer:
         self._spool_batch(self._prepare(items))
 
     def _spool_batch(self, batch: PreparedBatch) -> None:
+        batch.complete()
         try:
             self.spool.append(batch)
             self.counters.spooled += len(batch)
@@ -315,6 +317,12 @@ class Writer:
 
     def _process(self, items: list[Item]) -> None:
         batch = self._prepare(items)
+        try:
+            self._store(batch)
+        finally:
+            batch.complete()  # a batch refused as a whole is still waited for
+
+    def _store(self, batch: PreparedBatch) -> None:
         if not len(batch) and not batch.members:
             return
         if self.spool and not self._replay():
@@ -347,6 +355,7 @@ class Writer:
 
     def _write_rows_one_by_one(self, batch: PreparedBatch) -> None:
         """A row the database refuses must not take the rest of its batch with it."""
+        batch.complete()
         for row in batch.interactions:
             one = PreparedBatch([row], [m for m in batch.members
                                         if m["member_id"] == row["member_id"]], [])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -140,11 +140,16 @@ class BatchStore:
               member_events: list[dict[str, Any]],
               conversions: list[dict[str, Any]] | None = None,
               exposures: list[dict[str, Any]] | None = None,
-              feedback: list[dict[str, Any]] | None = None) -> None:
+              feedback: list[dict[str, Any]] | None = None,
+              complete: Callable[[], Any] | None = None) -> None:
+        """Store a batch in one transaction. ``complete`` is called before the
+        interactions are inserted (it may fill in their sentiment meanwhile)."""
         with self.engine.begin() as conn:
             updates = self.sessions.assign(conn, interactions)
-            insert_ignore(conn, INTERACTIONS, interactions)
             upsert_members(conn, MEMBERS, members)
+            if complete is not None:
+                complete()
+            insert_ignore(conn, INTERACTIONS, interactions)
             insert_ignore(conn, MEMBER_EVENTS, member_events)
             self._apply_blocks(conn, member_events)
             for conversion in sorted(conversions or [], key=lambda c: c["ts"]):

@@ -1,0 +1,171 @@
+"""VADER in a helper process: the same scores as VADER itself, and a batch is still
+scored when the helper fails to start, dies, hangs or is given up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from bot_analytics import Analytics, ConfigError
+from bot_analytics.config import parse_settings
+from bot_analytics.nlp import sentiment
+from bot_analytics.nlp.sentiment import VaderProcess
+from bot_analytics.plugin import _use_helper
+
+from .conftest import make_settings, rows
+from .test_nlp import VADER_EDGE_CASES
+from .test_writer import event
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the helper process is POSIX-only")
+
+VADER = SentimentIntensityAnalyzer()
+ENGLISH = [
+    *VADER_EDGE_CASES, "I love this shop, thank you!", "this is terrible, it arrived broken",
+    "great 😀",
+    "the delivery was late again and nobody answers", "x" * 4096, "line\nbreak \"quoted\"",
+]
+# Texts VADER must not score (another language by code or script): None.
+OTHER = [("Das ist schlecht", "de"), ("Это ужасно", None), ("مرحبا", "en"), ("   ", "en")]
+
+
+def expected(texts: list[str]) -> list[float]:
+    return [VADER.polarity_scores(t)["compound"] for t in texts]
+
+
+@pytest.fixture
+def helper() -> VaderProcess:
+    h = VaderProcess(timeout=20)
+    yield h
+    h.close()
+
+
+def test_helper_scores_as_vader_does(helper: VaderProcess) -> None:
+    texts = ENGLISH + [t for t, _ in OTHER]
+    codes = ["en"] * len(ENGLISH) + [c for _, c in OTHER]
+    got = helper.scores(texts, codes)
+    assert got == expected(ENGLISH) + [None] * len(OTHER)
+    # It was the helper that answered: one process other than this one, no failures.
+    assert helper.started == 1 and helper.failures_total == 0
+    assert helper.proc is not None and helper.proc.pid != os.getpid()
+    assert helper.proc.poll() is None
+    assert helper.scores([], []) == []
+
+
+def test_answers_pair_with_their_requests(helper: VaderProcess) -> None:
+    first = helper.start(["I love it"], ["en"])
+    second = helper.start(["this is awful"], ["en"])
+    assert second() == expected(["this is awful"])  # the first answer is skipped
+    assert helper.failures_total == 0
+    third = helper.start(["good", "bad"], ["en", "en"])
+    assert third() == expected(["good", "bad"])
+    assert first is not None
+
+
+def test_a_dead_helper_is_replaced_and_the_batch_still_scored(
+        helper: VaderProcess, caplog: pytest.LogCaptureFixture) -> None:
+    assert helper.scores(["good"], ["en"]) == expected(["good"])
+    assert helper.proc is not None
+    old = helper.proc
+    os.kill(old.pid, signal.SIGKILL)
+    old.wait()
+    # Killed while idle: the next batch starts a new helper.
+    assert helper.scores(["bad"], ["en"]) == expected(["bad"])
+    assert helper.started == 2 and helper.failures_total == 0
+    # Killed while scoring: this batch is scored in the calling thread, and counted.
+    pending = helper.start(["so happy", "so sad"], ["en", "en"])
+    assert helper.proc is not None
+    os.kill(helper.proc.pid, signal.SIGKILL)
+    with caplog.at_level(logging.WARNING, "bot_analytics.sentiment"):
+        assert pending() == expected(["so happy", "so sad"])
+    assert helper.failures_total == 1 and helper.proc is None
+    assert "sentiment helper process failed" in caplog.text and "exited" in caplog.text
+    assert helper.scores(["nice"], ["en"]) == expected(["nice"])
+    assert helper.started == 3 and helper.failures == 0  # the run of failures is over
+
+
+def test_a_helper_that_never_starts_is_given_up(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(sentiment, "_BOOT", "import sys; sys.exit(3)")
+    h = VaderProcess(max_failures=2)
+    with caplog.at_level(logging.WARNING, "bot_analytics.sentiment"):
+        for _ in range(4):
+            assert h.scores(["awful"], ["en"]) == expected(["awful"])
+    assert h.started == 2 and h.failures_total == 2 and not h.active
+    assert "exited with status 3" in caplog.text
+    assert "scored in the writer's thread from now on" in caplog.text
+    h.close()
+
+
+def test_a_hung_helper_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sentiment, "_BOOT",
+                        "import sys, time; print('ready', flush=True); time.sleep(600)")
+    h = VaderProcess(timeout=0.5)
+    assert h.scores(["lovely"], ["en"]) == expected(["lovely"])
+    assert h.failures_total == 1 and h.proc is None
+
+
+def test_close_ends_the_helper(helper: VaderProcess) -> None:
+    helper.scores(["fine"], ["en"])
+    proc = helper.proc
+    assert proc is not None
+    helper.close()
+    assert helper.proc is None and proc.returncode == 0  # it ended when its input closed
+
+
+def test_when_the_helper_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _use_helper(True) and not _use_helper(False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert not _use_helper("auto")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert _use_helper("auto")
+    with pytest.raises(ConfigError, match=r"sentiment.helper_process"):
+        parse_settings({"sentiment": {"helper_process": "sometimes"}}, "bot.yaml")
+
+
+@pytest.mark.parametrize("helper_process", [True, False])
+async def test_stored_sentiment_either_way(database_url: str, tmp_path: Path,
+                                           helper_process: bool) -> None:
+    """Through the writer into the database, with and without the helper."""
+    analytics = Analytics(make_settings(database_url, tmp_path,
+                                        sentiment={"helper_process": helper_process}))
+    await analytics.start()
+    texts = ["I love this shop", "this is terrible", "where is my order", "Это ужасно"]
+    for i, text in enumerate(texts, 1):
+        analytics.writer.put(event(i, text=text))
+    assert await analytics.flush(30)
+    health = analytics.health()
+    helper = analytics.enricher.analyzer
+    await analytics.close()
+    got = rows(database_url, "SELECT text, sentiment_score, sentiment FROM interactions "
+                             "ORDER BY update_id")
+    assert [r.text for r in got] == texts
+    want = expected(texts[:3])
+    assert [r.sentiment_score for r in got] == pytest.approx([*want, None])
+    assert [r.sentiment for r in got] == ["positive", "negative", "neutral", None]
+    if helper_process:
+        assert isinstance(helper, VaderProcess)
+        assert health["sentiment_helper"] == {"running": True, "started": 1, "failures": 0,
+                                              "given_up": False}
+        assert helper.proc is None  # closing the plugin ended it
+    else:
+        assert not isinstance(helper, VaderProcess) and "sentiment_helper" not in health
+
+
+async def test_spooled_rows_carry_their_sentiment(tmp_path: Path) -> None:
+    """A batch that goes to the spool instead of the database is scored first."""
+    url = f"sqlite:///{tmp_path / 'unmigrated.sqlite3'}"
+    analytics = Analytics(make_settings(url, tmp_path, database={"auto_migrate": False},
+                                        sentiment={"helper_process": True}))
+    analytics.writer.put(event(1, text="I love this shop"))
+    assert await analytics.flush(30)
+    assert analytics.health()["spooled"] == 1
+    await analytics.close()
+    spooled = analytics.writer.spool.batches()
+    assert [row["sentiment_score"] for b in spooled for row in b.interactions] == \
+        pytest.approx(expected(["I love this shop"]))
+    assert spooled[0].interactions[0]["sentiment"] == "positive"
