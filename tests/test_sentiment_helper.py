@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,18 @@ async def test_spooled_rows_carry_their_sentiment(tmp_path: Path) -> None:
     assert [row["sentiment_score"] for b in spooled for row in b.interactions] == \
         pytest.approx(expected(["I love this shop"]))
     assert spooled[0].interactions[0]["sentiment"] == "positive"
+
+
+def test_descriptors_above_1023_are_waited_on() -> None:
+    """select() cannot wait on a descriptor above 1023; a bot with many connections may
+    hand the helper's pipes such numbers."""
+    read, write = os.pipe()
+    high_read, high_write = os.dup2(read, 1500), os.dup2(write, 1501)
+    try:
+        assert sentiment._ready(high_write, select.POLLOUT, time.monotonic() + 1)
+        assert not sentiment._ready(high_read, select.POLLIN, time.monotonic() + 0.05)
+        os.write(high_write, b"x\n")
+        assert sentiment._ready(high_read, select.POLLIN, time.monotonic() + 1)
+    finally:
+        for fd in (read, write, high_read, high_write):
+            os.close(fd)

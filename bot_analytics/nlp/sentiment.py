@@ -34,7 +34,11 @@ def label_for(compound: float) -> str:
 
 
 class SentimentAnalyzer(Protocol):
-    """Scores a batch of texts; ``None`` where the analyzer cannot score a text."""
+    """Scores a batch of texts; ``None`` where the analyzer cannot score a text.
+
+    An analyzer may also have ``start(texts, language_codes)``, which returns at once
+    with a function that gives the scores (as :class:`VaderProcess` does): the writer
+    then does the rest of the batch's work before it asks for them."""
 
     def scores(self, texts: Sequence[str], language_codes: Sequence[str | None]
                ) -> list[float | None]: ...
@@ -133,6 +137,14 @@ def serve(config: str) -> None:
         out.flush()
 
 
+def _ready(fd: int, event: int, deadline: float) -> bool:
+    """Wait until ``fd`` can be read or written (``event``), or until ``deadline``. poll()
+    rather than select(): a bot with many connections may hold descriptors above 1023."""
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(max(0.0, deadline - time.monotonic()) * 1000))
+
+
 class HelperFailed(RuntimeError):
     """The helper process could not answer (it failed to start, died, or timed out)."""
 
@@ -188,7 +200,7 @@ class VaderProcess:
         fd = self.proc.stdin.fileno()
         view = memoryview(data)
         while view:
-            if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+            if not _ready(fd, select.POLLOUT, deadline):
                 raise HelperFailed(f"the sentiment helper process took no input for "
                                    f"{self.timeout:g} s")
             try:
@@ -204,7 +216,7 @@ class VaderProcess:
         fd = self.proc.stdout.fileno()
         chunks = [self._rest]
         while b"\n" not in chunks[-1]:
-            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            if not _ready(fd, select.POLLIN, deadline):
                 raise HelperFailed(f"the sentiment helper process gave no answer in "
                                    f"{self.timeout:g} s")
             try:
