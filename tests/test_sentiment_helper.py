@@ -9,6 +9,7 @@ import select
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -186,3 +187,49 @@ def test_descriptors_above_1023_are_waited_on() -> None:
     finally:
         for fd in (read, write, high_read, high_write):
             os.close(fd)
+
+
+async def test_no_other_writer_is_held_up_while_scores_are_awaited(
+        database_url: str, tmp_path: Path) -> None:
+    """While the writer waits for a batch's scores, its transaction has written nothing:
+    another writer can change the member the batch is about to update."""
+    import sqlalchemy as sa
+
+    outcomes: list[str] = []
+
+    class Intruding:  # an analyzer whose scores arrive after another writer has written
+        def scores(self, texts: list[str], codes: list[str | None]) -> list[float | None]:
+            return [0.5] * len(texts)
+
+        def start(self, texts: list[str], codes: list[str | None]) -> Any:
+            def result() -> list[float | None]:
+                sqlite = database_url.startswith("sqlite")
+                other = sa.create_engine(database_url, connect_args={"timeout": 0.3}
+                                         if sqlite else {})
+                try:
+                    with other.begin() as conn:
+                        if not sqlite:
+                            conn.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+                        conn.execute(sa.text("UPDATE members SET campaign = 'other' "
+                                             "WHERE member_id = 1"))
+                    outcomes.append("written")
+                except sa.exc.OperationalError as error:
+                    outcomes.append(f"held up: {error.orig}")
+                finally:
+                    other.dispose()
+                return self.scores(texts, codes)
+            return result
+
+    analytics = Analytics(make_settings(database_url, tmp_path),
+                          sentiment_analyzer=Intruding())
+    await analytics.start()
+    analytics.writer.put(event(1, member=1))
+    assert await analytics.flush(30)  # member 1 is stored
+    analytics.writer.put(event(2, member=1))
+    assert await analytics.flush(30)
+    await analytics.close()
+    assert outcomes == ["written", "written"]
+    got = rows(database_url, "SELECT campaign, last_seen FROM members")
+    assert len(got) == 1 and got[0].campaign == "other"
+    assert [r.sentiment_score for r in rows(
+        database_url, "SELECT sentiment_score FROM interactions")] == [0.5, 0.5]

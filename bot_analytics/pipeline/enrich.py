@@ -263,8 +263,8 @@ class Enricher:
 
         if interactions:
             # The texts are scored (in a helper process, where there is one) while this
-            # thread labels intents, builds the rows and begins the batch's transaction;
-            # batch.complete() fills the scores in before the interactions are stored.
+            # thread labels intents, builds the rows and reads the sessions the rows
+            # continue; batch.complete() fills the scores in before anything is written.
             pending = self._sentiments(interactions)
             intents = self._intents(interactions)
             rows: list[tuple[dict[str, Any], int]] = []

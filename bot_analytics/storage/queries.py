@@ -142,14 +142,15 @@ class BatchStore:
               exposures: list[dict[str, Any]] | None = None,
               feedback: list[dict[str, Any]] | None = None,
               complete: Callable[[], Any] | None = None) -> None:
-        """Store a batch in one transaction. ``complete`` is called before the
-        interactions are inserted (it may fill in their sentiment meanwhile)."""
+        """Store a batch in one transaction. ``complete`` is called before anything is
+        written (it may fill in the interactions' sentiment meanwhile): while it waits,
+        the transaction has only read, which holds up no other writer."""
         with self.engine.begin() as conn:
             updates = self.sessions.assign(conn, interactions)
-            upsert_members(conn, MEMBERS, members)
             if complete is not None:
                 complete()
             insert_ignore(conn, INTERACTIONS, interactions)
+            upsert_members(conn, MEMBERS, members)
             insert_ignore(conn, MEMBER_EVENTS, member_events)
             self._apply_blocks(conn, member_events)
             for conversion in sorted(conversions or [], key=lambda c: c["ts"]):
