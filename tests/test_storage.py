@@ -83,7 +83,38 @@ def test_batch_writes_store_times_as_sqlalchemy_does(database_url: str) -> None:
     with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
         db.insert_ignore(conn, OPT_OUTS, [{"tenant_id": "batch", "member_id": 9,
                                            "ts": datetime(2026, 1, 1)}])
+    # The same instants again, given in other zones (their text is remembered from the
+    # first insert), and a naive time equal in its fields to one of them: still refused.
+    again = [t.astimezone(timezone(timedelta(hours=-5))) for t in times]
+    with engine.begin() as conn:
+        db.insert_ignore(conn, OPT_OUTS, [{"tenant_id": "again", "member_id": i, "ts": t}
+                                          for i, t in enumerate(again)])
+    stored = {(r.tenant_id, r.member_id): r.ts
+              for r in rows(database_url, "SELECT tenant_id, member_id, ts FROM opt_outs")}
+    assert [stored[("again", i)] for i in range(3)] == [stored[("batch", i)] for i in range(3)]
+    with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
+        db.insert_ignore(conn, OPT_OUTS, [{"tenant_id": "batch", "member_id": 9,
+                                           "ts": times[1].replace(tzinfo=None)}])
     engine.dispose()
+
+
+def test_batch_rows_without_some_columns_store_null_there(database_url: str) -> None:
+    """A batch's columns are those of its first row; a later row without one of them
+    stores NULL in it."""
+    from bot_analytics.storage.queries import MEMBERS
+
+    engine = db.create_db_engine(database_url)
+    db.upgrade(engine)
+    t = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    full = {"tenant_id": "t", "bot_id": 1, "member_id": 1, "first_seen": t, "last_seen": t,
+            "language_code": "en", "campaign": "promo", "blocked": False, "opted_out": False}
+    short = {k: v for k, v in full.items() if k not in ("language_code", "campaign")}
+    with engine.begin() as conn:
+        db.insert_ignore(conn, MEMBERS, [full, {**short, "member_id": 2}])
+    engine.dispose()
+    got = rows(database_url, "SELECT member_id, language_code, campaign FROM members "
+                             "ORDER BY member_id")
+    assert [tuple(r) for r in got] == [(1, "en", "promo"), (2, None, None)]
 
 
 async def test_sessions_split_after_exactly_the_timeout(database_url: str,

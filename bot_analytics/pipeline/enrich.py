@@ -109,6 +109,15 @@ class PreparedBatch:
                 + len(self.feedback))
 
 
+@dataclass(frozen=True)
+class StartedSentiments:
+    """Sentiment scoring started for some events: the ``id()`` of each event whose text
+    is being scored, and a function that waits for the scores, by those ids."""
+
+    ids: frozenset[int]
+    collect: Callable[[], dict[int, float | None]]
+
+
 @dataclass
 class EnrichStats:
     enrichment_failures: int = 0
@@ -161,23 +170,26 @@ class Enricher:
             self.stats.enrichment_failures += len(events)
             return [None] * len(events)
 
-    def _sentiments(self, events: Sequence[InteractionEvent]
-                    ) -> Callable[[], list[float | None]]:
-        """Start scoring the texts of ``events``; the returned function gives the scores
-        (an analyzer with ``start`` scores them meanwhile, in another process)."""
-        n = len(events)
-        if self.analyzer is None or not self.settings.sentiment.enabled:
-            return lambda: [None] * n
-        idx = [i for i, e in enumerate(events) if e.event_type in TEXT_EVENT_TYPES and e.text]
-        if not idx:
-            return lambda: [None] * n
-        texts = [clean_text(events[i].text or "") for i in idx]
-        codes = [events[i].language_code for i in idx]
+    def start_sentiments(self, events: Sequence[object]) -> StartedSentiments:
+        """Start scoring the typed texts among ``events``. An analyzer with ``start``
+        scores them meanwhile, in another process; the writer starts each part of a
+        batch as soon as it has read it."""
+        scored = [e for e in events if isinstance(e, InteractionEvent)
+                  and e.event_type in TEXT_EVENT_TYPES and e.text]
+        if self.opted_out:  # their texts are not looked at
+            member = self.pseudo.member
+            scored = [e for e in scored
+                      if (e.tenant_id, member(e.member_id)) not in self.opted_out]
+        ids = frozenset(id(e) for e in scored)
+        if not scored or self.analyzer is None or not self.settings.sentiment.enabled:
+            return StartedSentiments(ids, dict)
+        texts = [clean_text(e.text or "") for e in scored]
+        codes = [e.language_code for e in scored]
 
-        def failed() -> list[float | None]:
-            log.exception("sentiment analysis failed for a batch of %d texts", len(idx))
-            self.stats.enrichment_failures += len(idx)
-            return [None] * n
+        def failed() -> dict[int, float | None]:
+            log.exception("sentiment analysis failed for a batch of %d texts", len(scored))
+            self.stats.enrichment_failures += len(scored)
+            return {}
 
         try:
             start = getattr(self.analyzer, "start", None)
@@ -187,25 +199,25 @@ class Enricher:
                 scores = self.analyzer.scores(texts, codes)
                 pending = lambda: scores  # noqa: E731
         except Exception:
-            none = failed()
-            return lambda: none
+            failed()
+            return StartedSentiments(ids, dict)
 
-        def result() -> list[float | None]:
+        def collect() -> dict[int, float | None]:
             try:
-                scores = pending()
-                out: list[float | None] = [None] * n
-                for i, score in zip(idx, scores, strict=True):
-                    out[i] = score
+                # ``scored`` keeps the events alive, so their ids stay theirs.
+                return {id(e): score for e, score in zip(scored, pending(), strict=True)}
             except Exception:
                 return failed()
-            return out
 
-        return result
+        return StartedSentiments(ids, collect)
 
     def prepare(self, items: Iterable[InteractionEvent | MemberEvent | ConversionEvent
-                                      | ExposureEvent | FeedbackEvent]) -> PreparedBatch:
-        """Rows for ``items``. Their sentiment may still be being scored: call the
-        batch's :meth:`~PreparedBatch.complete` before reading it."""
+                                      | ExposureEvent | FeedbackEvent],
+                started: Sequence[StartedSentiments] = ()) -> PreparedBatch:
+        """Rows for ``items``; ``started`` holds scoring already started for some of them
+        (:meth:`start_sentiments`), the rest is started here. The sentiment may still be
+        being scored: call the batch's :meth:`~PreparedBatch.complete` before reading
+        it."""
         interactions: list[InteractionEvent] = []
         lifecycle: list[MemberEvent] = []
         conversions: list[ConversionEvent] = []
@@ -261,14 +273,18 @@ class Enricher:
             row["language_code"] = lang or row["language_code"]
             row["campaign"] = row["campaign"] or campaign
 
+        # The texts are scored (in a helper process, where there is one) while this
+        # thread labels intents, builds the rows and reads the sessions the rows
+        # continue; batch.complete() fills the scores in before anything is written.
+        pending = list(started)
+        covered = frozenset().union(*(p.ids for p in pending))
+        rest = [e for e in interactions if id(e) not in covered]
+        if rest:
+            pending.append(self.start_sentiments(rest))
+        rows: list[tuple[dict[str, Any], int]] = []
         if interactions:
-            # The texts are scored (in a helper process, where there is one) while this
-            # thread labels intents, builds the rows and reads the sessions the rows
-            # continue; batch.complete() fills the scores in before anything is written.
-            pending = self._sentiments(interactions)
             intents = self._intents(interactions)
-            rows: list[tuple[dict[str, Any], int]] = []
-            for k, (ev, pred) in enumerate(zip(interactions, intents, strict=True)):
+            for ev, pred in zip(interactions, intents, strict=True):
                 try:
                     member = pseudo.member(ev.member_id)
                     chat = pseudo.chat(ev.chat_id, ev.chat_type)
@@ -295,7 +311,7 @@ class Enricher:
                         "monetization_event": False,
                     }
                     batch.interactions.append(row)
-                    rows.append((row, k))
+                    rows.append((row, id(ev)))
                     touch(ev.tenant_id, ev.bot_id, member, ev.ts, lang, payload)
                     if is_start:
                         batch.member_events.append({
@@ -307,14 +323,19 @@ class Enricher:
                                   ev.update_id, ev.bot_id)
                     self.stats.row_failures += 1
 
-            def fill() -> None:
-                sentiments = pending()
-                for row, k in rows:
-                    score = sentiments[k]
-                    if score is not None:
-                        row["sentiment"] = label_for(score)
-                        row["sentiment_score"] = score
+        def fill() -> None:
+            scores: dict[int, float | None] = {}
+            for p in pending:  # every request is collected, used or not
+                scores.update(p.collect())
+            # Each scored event is kept alive by its request, so no other event can have
+            # taken its id since the rows were built.
+            for row, key in rows:
+                score = scores.get(key)
+                if score is not None:
+                    row["sentiment"] = label_for(score)
+                    row["sentiment_score"] = score
 
+        if pending:
             batch.pending = fill
 
         for me in lifecycle:

@@ -40,6 +40,8 @@ from .spool import Spool
 log = logging.getLogger("bot_analytics.writer")
 
 Event = InteractionEvent | MemberEvent | ConversionEvent | ExposureEvent | FeedbackEvent
+#: Captured updates read before their texts are sent to be scored.
+SENTIMENT_PART = 250
 Item = UpdateContext | Captured | Event
 
 
@@ -309,7 +311,15 @@ class Writer:
 
     def _prepare(self, items: list[Item]) -> PreparedBatch:
         try:
-            return self.enricher.prepare(self._events(items))
+            # Each part's texts go to the sentiment analyzer as soon as the part is read:
+            # with a helper process, they are scored while the next part is read.
+            events: list[Event] = []
+            started = []
+            for k in range(0, len(items), SENTIMENT_PART):
+                part = self._events(items[k:k + SENTIMENT_PART])
+                started.append(self.enricher.start_sentiments(part))
+                events.extend(part)
+            return self.enricher.prepare(events, started)
         except Exception as error:  # the enricher guards each step; this is a last resort
             self._note_error("enriching a batch", error)
             self.counters.rejected += len(items)

@@ -7,7 +7,9 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,14 @@ def _sqlite_ts(value: Any) -> Any:
     'YYYY-MM-DD HH:MM:SS.ffffff'."""
     if not isinstance(value, datetime):
         return value
+    return _sqlite_text(value)
+
+
+@lru_cache(maxsize=8192)
+def _sqlite_text(value: datetime) -> str:
+    """:func:`_sqlite_ts` of an aware datetime. Remembered: a batch's member rows carry
+    the same times as its interactions. Equal aware datetimes are the same instant, so
+    they share one text; a naive one raises and is not remembered."""
     if value.tzinfo is not UTC:
         if value.tzinfo is None:
             raise naive_datetime_error(value)
@@ -113,13 +123,22 @@ def _bulk(conn: Connection, name: str, stmt: Any, table: sa.Table, columns: Sequ
             i for i, k in enumerate(keys) if k in times), positional)
     sql, keys, time_at, positional = compiled
     convert = _ts_converter(dialect)
+    # All of a row's values in one C call; a row without some of the columns (None for
+    # them) goes the slow way.
+    pick = itemgetter(*keys) if len(keys) > 1 else (lambda r: (r[keys[0]],))
     params: list[Any] = []
     append = params.append
     for r in rows:
-        values = [r.get(k) for k in keys]
-        for i in time_at:
-            values[i] = convert(values[i])
-        append(tuple(values) if positional else dict(zip(keys, values, strict=True)))
+        try:
+            values = pick(r)
+        except KeyError:
+            values = tuple(r.get(k) for k in keys)
+        if time_at:
+            listed = list(values)
+            for i in time_at:
+                listed[i] = convert(listed[i])
+            values = tuple(listed)
+        append(values if positional else dict(zip(keys, values, strict=True)))
     conn.exec_driver_sql(sql, params)
 
 
