@@ -233,3 +233,25 @@ async def test_no_other_writer_is_held_up_while_scores_are_awaited(
     assert len(got) == 1 and got[0].campaign == "other"
     assert [r.sentiment_score for r in rows(
         database_url, "SELECT sentiment_score FROM interactions")] == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("helper_process", [True, False])
+async def test_a_batch_scored_in_parts(tmp_path: Path, helper_process: bool) -> None:
+    """A batch of more than one part (writer.SENTIMENT_PART updates): every stored row
+    has its own text's score, whichever part it was sent in."""
+    from bot_analytics.pipeline.writer import SENTIMENT_PART
+
+    url = f"sqlite:///{tmp_path / 'parts.sqlite3'}"
+    analytics = Analytics(make_settings(url, tmp_path, sentiment={
+        "helper_process": helper_process}, writer={"flush_at": 1000, "max_batch": 1000}))
+    texts = [t for t in ENGLISH if len(t) < 200 and t.strip()]
+    n = 2 * SENTIMENT_PART + 37
+    for i in range(1, n + 1):
+        analytics.writer.put(event(i, member=i % 50, text=texts[i % len(texts)]))
+    await analytics.start()
+    assert await analytics.flush(60)
+    await analytics.close()
+    got = rows(url, "SELECT update_id, sentiment_score FROM interactions ORDER BY update_id")
+    assert [r.update_id for r in got] == list(range(1, n + 1))
+    assert [r.sentiment_score for r in got] == pytest.approx(
+        expected([texts[i % len(texts)] for i in range(1, n + 1)]))
