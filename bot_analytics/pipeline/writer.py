@@ -3,7 +3,9 @@
 The hot path only calls :meth:`Writer.put`, which appends to a bounded buffer and never
 awaits. The task closes a batch on size (``flush_at``) or on a monotonic interval
 (``flush_interval``) and hands it to the worker thread, which enriches it and writes it
-in one transaction; with a backlog a batch takes up to ``max_batch`` events. Transient
+in one transaction; with a backlog a batch takes up to ``max_batch`` events. Where VADER
+runs in a helper process (``sentiment.helper_process``), the thread sends it each part
+of the batch as soon as it has read it and collects the scores before it writes. Transient
 database errors are retried with capped exponential backoff; after ``max_retries`` the
 batch goes to the spool, and while the spool holds anything new batches go there too,
 so replay keeps the original order.
