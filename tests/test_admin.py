@@ -4,6 +4,7 @@ admins get, and that nobody else gets anything."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ async def test_admins_get_numbers_and_charts(database_url: str, tmp_path: Path,
     assert "pitch</b>: running, 59 members" in joined                      # ab list
     assert "Decision: no winner yet" in joined                             # ab show
     assert "Capture pipeline" in joined                                    # health
+    assert re.search(r"<b>Sentiment</b>: (helper process (not )?running, started 0 times, "
+                     r"0 failures|scored in the writer's thread)\n", joined)
     assert "Usage: /a_kpi cx|ops|engagement|revenue" in joined             # a wrong family
     assert all(len(t) <= 4096 for t in texts)
     assert all(c.params.get("parse_mode") == "HTML" for c in sent_to(emulator, ADMIN)

@@ -255,3 +255,27 @@ async def test_a_batch_scored_in_parts(tmp_path: Path, helper_process: bool) -> 
     assert [r.update_id for r in got] == list(range(1, n + 1))
     assert [r.sentiment_score for r in got] == pytest.approx(
         expected([texts[i % len(texts)] for i in range(1, n + 1)]))
+
+
+def test_admin_health_says_where_sentiment_is_scored(tmp_path: Path) -> None:
+    from bot_analytics.admin import _sentiment_state
+
+    def plugin(**sentiment: Any) -> Analytics:
+        return Analytics(make_settings(f"sqlite:///{tmp_path / 'h.sqlite3'}", tmp_path,
+                                       sentiment=sentiment))
+
+    def state(a: Analytics) -> str:
+        return _sentiment_state(a, a.health().get("sentiment_helper"))
+
+    helped = plugin(helper_process=True)
+    assert state(helped) == "helper process not running, started 0 times, 0 failures"
+    helper = helped.enricher.analyzer
+    assert isinstance(helper, VaderProcess)
+    helper.scores(["fine"], ["en"])
+    assert state(helped) == "helper process running, started 1 time, 0 failures"
+    helper.close()
+    helper.failures = helper.failures_total = helper.max_failures
+    assert state(helped) == ("scored in the writer's thread; the helper process was given "
+                             "up after 3 failures")
+    assert state(plugin(helper_process=False)) == "scored in the writer's thread"
+    assert state(plugin(enabled=False)) == "off"

@@ -100,7 +100,7 @@ def build_router(plugin: Analytics) -> Router:
             f"/{p}recommendations - what to change first",
             f"/{p}report [day|week|month] - the full report of the last whole period",
             f"/{p}export interactions|kpis [day|week|month|quarter] [csv|jsonl] - a file",
-            f"/{p}health - the capture pipeline, the database and the scheduled jobs",
+            f"/{p}health - the capture pipeline, sentiment, the database and the jobs",
         ]))
 
     async def kpis(analytics: UpdateContext, kind: str) -> list[Any]:
@@ -262,6 +262,7 @@ def build_router(plugin: Analytics) -> Router:
             text += f"\nlast error: <code>{esc(jobs['last_error'])}</code>"
         for name, when in sorted((jobs.get("next_runs") or {}).items()):
             text += f"\nnext {esc(name)}: {when:%Y-%m-%d %H:%M} UTC" if when else ""
+        text += f"\n<b>Sentiment</b>: {_sentiment_state(plugin, h.get('sentiment_helper'))}"
         surveys = plugin.surveys.counters
         text += (f"\n<b>CSAT survey</b>: {surveys['asked']} asked, {surveys['answered']} "
                  f"answered")
@@ -278,6 +279,20 @@ def build_router(plugin: Analytics) -> Router:
         await reply(message, text)
 
     return router
+
+
+def _sentiment_state(plugin: Analytics, helper: dict[str, Any] | None) -> str:
+    """Where sentiment is scored, for /health."""
+    if plugin.enricher.analyzer is None:
+        return "off"
+    if helper is None:
+        return "scored in the writer's thread"
+    if helper["given_up"]:
+        return (f"scored in the writer's thread; the helper process was given up after "
+                f"{helper['failures']} failures")
+    return (f"helper process {'running' if helper['running'] else 'not running'}, "
+            f"started {helper['started']} time{'' if helper['started'] == 1 else 's'}, "
+            f"{helper['failures']} failures")
 
 
 def _daily_series(plugin: Analytics, tenant: str, bot: int, start: datetime, kind: str
