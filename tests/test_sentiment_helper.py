@@ -279,3 +279,8 @@ def test_admin_health_says_where_sentiment_is_scored(tmp_path: Path) -> None:
                              "up after 3 failures")
     assert state(plugin(helper_process=False)) == "scored in the writer's thread"
     assert state(plugin(enabled=False)) == "off"
+    # An analyzer of one's own is not used either while sentiment is disabled.
+    own = Analytics(make_settings(f"sqlite:///{tmp_path / 'h.sqlite3'}", tmp_path,
+                                  sentiment={"enabled": False}),
+                    sentiment_analyzer=sentiment.VaderAnalyzer())
+    assert state(own) == "off"

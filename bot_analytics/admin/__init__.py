@@ -283,7 +283,7 @@ def build_router(plugin: Analytics) -> Router:
 
 def _sentiment_state(plugin: Analytics, helper: dict[str, Any] | None) -> str:
     """Where sentiment is scored, for /health."""
-    if plugin.enricher.analyzer is None:
+    if not plugin.enricher.scores_sentiment:
         return "off"
     if helper is None:
         return "scored in the writer's thread"

@@ -141,6 +141,11 @@ class Enricher:
         self.opted_out: set[tuple[str, int]] = set()
         self.stats = EnrichStats()
 
+    @property
+    def scores_sentiment(self) -> bool:
+        """Whether texts get a sentiment score: an analyzer, and ``sentiment.enabled``."""
+        return self.analyzer is not None and self.settings.sentiment.enabled
+
     def close(self) -> None:
         """Stop what the analyzer runs beside the writer (its helper process, if any)."""
         close = getattr(self.analyzer, "close", None)
@@ -181,7 +186,7 @@ class Enricher:
             scored = [e for e in scored
                       if (e.tenant_id, member(e.member_id)) not in self.opted_out]
         ids = frozenset(id(e) for e in scored)
-        if not scored or self.analyzer is None or not self.settings.sentiment.enabled:
+        if not scored or self.analyzer is None or not self.scores_sentiment:
             return StartedSentiments(ids, dict)
         texts = [clean_text(e.text or "") for e in scored]
         codes = [e.language_code for e in scored]
