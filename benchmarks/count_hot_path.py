@@ -54,6 +54,8 @@ from bench_hot_path import (
     bench_analytics,
     dispatcher,
     empty_middleware,
+    hook_up,
+    hooks_inner,
     hooks_only,
     hooks_only_requests,
     make_updates,
@@ -69,12 +71,19 @@ class HooksObject(BaseMiddleware):
     layer of its own to what is counted."""
 
     async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
-        data["analytics"] = context = object()
-        token = HOOKED.set(context)
+        token = HOOKED.set(object())
         try:
             return await handler(event, data)
         finally:
             HOOKED.reset(token)
+
+
+class HooksInnerObject(BaseMiddleware):
+    """``hooks_inner`` as an object."""
+
+    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        data["analytics"] = HOOKED.get()
+        return await handler(event, data)
 
 
 class HooksObjectRequests(BaseRequestMiddleware):
@@ -118,14 +127,11 @@ async def main(setup: str, n: int) -> None:
     if setup == "empty":
         dp.update.outer_middleware(empty_middleware)
     elif setup == "hooks":
-        dp.update.outer_middleware(hooks_only)
-        bot.session.middleware(hooks_only_requests)
+        hook_up(dp, bot, hooks_only, hooks_inner, hooks_only_requests)
     elif setup == "hooks-objects":
-        dp.update.outer_middleware(HooksObject())
-        bot.session.middleware(HooksObjectRequests())
+        hook_up(dp, bot, HooksObject(), HooksInnerObject(), HooksObjectRequests())
     elif setup == "minimal":
-        dp.update.outer_middleware(minimal_capture)
-        bot.session.middleware(minimal_requests)
+        hook_up(dp, bot, minimal_capture, hooks_inner, minimal_requests)
     elif setup == "analytics":
         work = Path(tempfile.mkdtemp(prefix="count-hot-"))
         analytics = bench_analytics(work, flush_at=10 * n + 1000, queue_size=10 * n + 1000,

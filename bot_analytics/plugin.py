@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext, new_context
-from .capture.middleware import capture_middleware
+from .capture.middleware import capture_middleware, context_middleware
 from .capture.requests import reply_middleware
 from .config import ConfigError, Settings, load_config, parse_settings
 from .events import ExposureEvent, Skipped, conversion_event
@@ -254,8 +254,23 @@ class Analytics:
         """Register everything on an aiogram ``Dispatcher``: the capture middleware,
         reply capture on every bot it starts with, writer start-up and shutdown flush.
         With ``privacy.optout_commands`` the middleware answers ``/optout`` and
-        ``/optin`` itself, before any of the bot's handlers."""
+        ``/optin`` itself, before any of the bot's handlers.
+
+        The update's context reaches handlers (of the dispatcher and of every router
+        included in it) under ``analytics`` through an inner middleware on each event
+        observer, placed ahead of the bot's own inner middlewares; error handlers get it
+        too. Filters and observer-level outer middlewares run before it and do not see
+        it: they can read :func:`bot_analytics.current_context` instead."""
         dispatcher.update.outer_middleware(capture_middleware(self))
+        for name, observer in dispatcher.observers.items():
+            if name in ("update", "error") or context_middleware in observer.middleware:
+                continue
+            # First among the inner middlewares, so that the bot's own see the context.
+            registered = getattr(observer.middleware, "_middlewares", None)
+            if isinstance(registered, list):
+                registered.insert(0, context_middleware)
+            else:
+                observer.middleware(context_middleware)
         dispatcher.startup.register(self._on_startup)
         dispatcher.shutdown.register(self._on_shutdown)
         return self

@@ -7,13 +7,14 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiogram import Bot, Dispatcher
-from aiogram.types import Message, Update
+from aiogram import Bot, Dispatcher, Router
+from aiogram.types import ErrorEvent, Message, Update
 
-from bot_analytics import Analytics, UpdateContext
+from bot_analytics import Analytics, UpdateContext, current_context
 from bot_analytics.capture.middleware import capture_middleware
 from bot_analytics.capture.requests import reply_middleware
 from bot_analytics.emulator import MemorySession
@@ -214,7 +215,7 @@ async def test_an_update_without_a_bot_is_handled_counted_and_kept(
     seen: list[UpdateContext] = []
 
     async def handler(event: Update, data: dict[str, object]) -> str:
-        ctx = data["analytics"]
+        ctx = current_context()  # the inner middleware puts it into the data
         assert isinstance(ctx, UpdateContext)
         seen.append(ctx)
         return "the handler's own result"
@@ -227,3 +228,61 @@ async def test_an_update_without_a_bot_is_handled_counted_and_kept(
     # Kept all the same, under no bot (0) and the default tenant.
     (row,) = rows(database_url, "SELECT update_id, bot_id, tenant_id, text FROM interactions")
     assert tuple(row) == (1, 0, "default", "hi")
+
+
+async def test_the_context_reaches_every_handler_the_bots_middlewares_and_error_handlers(
+        database_url: str, tmp_path: Path) -> None:
+    analytics = Analytics(make_settings(database_url, tmp_path))
+    dp = Dispatcher()
+    seen: dict[str, object] = {}
+
+    async def own_inner(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        seen.setdefault("bot's inner middleware", data.get("analytics"))
+        return await handler(event, data)
+
+    dp.message.middleware(own_inner)  # registered before setup(): still sees the context
+
+    def wants(text: str) -> Any:
+        def check(message: Message) -> bool:  # a filter: runs before the inner middlewares
+            seen.setdefault(f"filter {text}", current_context())
+            return message.text == text
+        return check
+
+    child = Router()
+
+    @child.message(wants("escalate"))
+    async def escalate(message: Message, analytics: UpdateContext) -> None:
+        seen["child router"] = analytics
+        analytics.mark_escalated()
+        analytics.set_intent("human_please")
+
+    @child.message(wants("fail"))
+    async def fail(message: Message) -> None:
+        raise LookupError("the bot's own failure")
+
+    @dp.errors()
+    async def on_error(event: ErrorEvent, analytics: UpdateContext) -> bool:
+        seen["error handler"] = analytics
+        return True
+
+    dp.include_router(child)
+    analytics.setup(dp)
+    analytics.setup(dp)  # twice: still one inner middleware per observer
+    assert list(dp.message.middleware).count(own_inner) == 1
+    assert len(dp.message.middleware) == 2 and len(dp.callback_query.middleware) == 1
+    bot = Bot("42:TEST", session=MemorySession())
+    await dp.feed_update(bot, message_update(bot, 1, "escalate"))
+    ctx = seen["child router"]
+    assert isinstance(ctx, UpdateContext) and ctx.update_id == 1
+    assert seen["bot's inner middleware"] is ctx and seen["filter escalate"] is ctx
+    await dp.feed_update(bot, message_update(bot, 2, "fail"))
+    failed = seen["error handler"]
+    assert isinstance(failed, UpdateContext) and failed.update_id == 2
+    assert failed.error == "LookupError"
+    await analytics.close()
+    stored = rows(database_url, "SELECT update_id, escalated, intent, error FROM interactions "
+                                "ORDER BY update_id")
+    assert [(row.update_id, bool(row.escalated), row.error) for row in stored] == [
+        (1, True, None), (2, False, "LookupError")]
+    assert stored[0].intent == "human_please"  # set by the child router's handler
+    assert current_context() is None  # outside an update
