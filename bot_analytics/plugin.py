@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext, new_context
-from .capture.middleware import capture_middleware, context_middleware
+from .capture.middleware import (
+    capture_middleware,
+    context_middleware,
+    screen_callbacks,
+    screen_messages,
+)
 from .capture.requests import reply_middleware
 from .config import ConfigError, Settings, load_config, parse_settings
 from .events import ExposureEvent, Skipped, conversion_event
@@ -52,6 +57,18 @@ def _use_helper(setting: bool | str) -> bool:
             else (os.cpu_count() or 1) >= 2
     return True
 
+
+
+def _register_first(manager: Any, middleware: Any) -> None:
+    """Register ``middleware`` with an aiogram middleware manager ahead of those already
+    there, once: aiogram's own ``register`` appends."""
+    if middleware in manager:
+        return
+    registered = getattr(manager, "_middlewares", None)
+    if isinstance(registered, list):
+        registered.insert(0, middleware)
+    else:  # a manager without the list aiogram 3 keeps: last rather than first
+        manager(middleware)
 
 class Analytics:
     """Analytics for an aiogram 3 bot.
@@ -260,17 +277,19 @@ class Analytics:
         included in it) under ``analytics`` through an inner middleware on each event
         observer, placed ahead of the bot's own inner middlewares; error handlers get it
         too. Filters and observer-level outer middlewares run before it and do not see
-        it: they can read :func:`bot_analytics.current_context` instead."""
+        it: they can read :func:`bot_analytics.current_context` instead. Survey answers,
+        and the commands the plugin answers, are taken by outer middlewares on
+        ``dp.callback_query`` and ``dp.message``."""
         dispatcher.update.outer_middleware(capture_middleware(self))
         for name, observer in dispatcher.observers.items():
-            if name in ("update", "error") or context_middleware in observer.middleware:
-                continue
-            # First among the inner middlewares, so that the bot's own see the context.
-            registered = getattr(observer.middleware, "_middlewares", None)
-            if isinstance(registered, list):
-                registered.insert(0, context_middleware)
-            else:
-                observer.middleware(context_middleware)
+            if name not in ("update", "error"):
+                # First, so that the bot's own inner middlewares see the context.
+                _register_first(observer.middleware, context_middleware)
+        # The plugin's own answers: ahead of the bot's outer middlewares, which do not
+        # see them, as its handlers do not.
+        _register_first(dispatcher.callback_query.outer_middleware, screen_callbacks)
+        if self._screens_messages:
+            _register_first(dispatcher.message.outer_middleware, screen_messages)
         dispatcher.startup.register(self._on_startup)
         dispatcher.shutdown.register(self._on_shutdown)
         return self

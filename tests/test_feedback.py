@@ -84,6 +84,13 @@ async def test_surveys_are_sent_answered_and_stored(database_url: str, tmp_path:
     analytics = Analytics(settings, clock=clock)
     seen: list[str] = []
     dp = support_bot(seen)
+    seen_outside: list[str] = []
+
+    async def own_outer(handler: Any, query: CallbackQuery, data: dict[str, Any]) -> Any:
+        seen_outside.append(query.data or "")
+        return await handler(query, data)
+
+    dp.callback_query.outer_middleware(own_outer)  # the bot's own, registered first
     analytics.setup(dp)
     token = emulator.add_bot()
     ann, ben, cat, dan, gus = (emulator.user(n) for n in ("Ann", "Ben", "Cat", "Dan", "Gus"))
@@ -132,6 +139,7 @@ async def test_surveys_are_sent_answered_and_stored(database_url: str, tmp_path:
                                     "WHERE outcome = 'resolved'")
     assert resolved.trigger_text == "/buy"
     assert seen == []   # the bot's own callback handler never saw a rating
+    assert seen_outside == []  # nor did its own middleware
     # Ratings are feedback, not interactions: sessions and bounces stay the bot's own.
     assert rows(database_url, "SELECT count(*) AS n FROM interactions "
                               "WHERE event_type = 'callback_query'")[0].n == 0

@@ -47,7 +47,6 @@ def capture_middleware(plugin: Analytics) -> Middleware:
     counters = writer.counters
     queue = writer._buf
     bots = plugin._bots
-    screens = plugin._screens_messages
     # Neither a custom clock to read nor surveys to note the update for.
     plain = plugin._custom_clock is None and not plugin.surveys.active
     room = writer.quiet_room
@@ -79,9 +78,6 @@ def capture_middleware(plugin: Analytics) -> Middleware:
             ctx._marks = None
         else:
             ctx = _context(plugin, event, bot, ident, t0)
-        if (screens or event.callback_query is not None) and \
-                await _screen(plugin, ctx, event, data):
-            return None  # answered by the plugin; the bot's handlers don't see it
         token = current_update.set(ctx)
         try:
             result = await handler(event, data)
@@ -98,6 +94,9 @@ def capture_middleware(plugin: Analytics) -> Middleware:
         if result is not None:
             if result is UNHANDLED:
                 ctx.marks.handled = False
+            elif result is SCREENED:  # answered by the plugin: not an interaction
+                counters.updates += 1
+                return None
             elif isinstance(result, TelegramMethod):
                 # Answered as a webhook response: Telegram completes it after we return.
                 ctx.note_request(result, ctx.t_end)
@@ -143,34 +142,56 @@ def _context(plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str] | 
     return ctx
 
 
-async def _screen(plugin: Analytics, ctx: UpdateContext, event: Any,
-                  data: dict[str, Any]) -> bool:
-    """True for updates the plugin answers itself: admin commands and survey answers
-    (not recorded) and /optout, /optin (recorded)."""
-    if plugin.admin_router is not None:
-        message = event.message
-        if message is not None and message.text and message.text.startswith("/") \
-                and await plugin._admin_command(message, {**data, "analytics": ctx}):
-            plugin.writer.counters.updates += 1
-            return True  # an admin command: answered, not part of the conversation
-    if Surveys.is_answer(event):
-        # A rating for the plugin's own survey: stored in `feedback`, not an
-        # interaction of the bot's conversation, and not for the bot's handlers.
-        await plugin._answer_survey(ctx)
-        plugin.writer.counters.updates += 1
-        return True
+class _Screened:
+    """What a screening middleware returns for an update the plugin answered itself and
+    does not record (an admin command, a survey answer)."""
+
+    def __repr__(self) -> str:
+        return "SCREENED"
+
+
+#: The capture middleware counts an update whose result this is, does not record it,
+#: and returns None to aiogram.
+SCREENED: Any = _Screened()
+
+
+async def screen_callbacks(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
+                           query: Any, data: dict[str, Any]) -> Any:
+    """The outer middleware on ``dp.callback_query``: a rating for the plugin's own
+    survey is stored in ``feedback``, is not an interaction of the bot's conversation and
+    does not reach the bot's handlers.
+
+    On ``dp.callback_query`` rather than in the capture middleware, so that other updates
+    never read ``update.callback_query``: pydantic models define ``__getattr__``, and
+    with it each read of a field looks the name up through the class's bases, 7,700
+    machine instructions an update counted with callgrind (``docs/hot-path.md``)."""
+    ctx = current_update.get()
+    if ctx is not None and Surveys.is_answer(ctx.update):
+        await ctx._plugin._answer_survey(ctx)
+        return SCREENED
+    return await handler(query, data)
+
+
+async def screen_messages(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
+                          message: Any, data: dict[str, Any]) -> Any:
+    """The outer middleware on ``dp.message`` when the plugin answers commands itself:
+    admin commands (answered, not recorded) and the end user's /optout and /optin
+    (answered and recorded, with the answer as the update's reply)."""
+    ctx = current_update.get()
+    text = message.text
+    if ctx is None or not text or not text.startswith("/"):
+        return await handler(message, data)
+    plugin = ctx._plugin
+    if plugin.admin_router is not None and \
+            await plugin._admin_command(message, {**data, "analytics": ctx}):
+        return SCREENED  # an admin command: answered, not part of the conversation
     if plugin.opt_commands and ctx.command in OPT_COMMANDS:
-        token = current_update.set(ctx)  # its answer is this update's reply
         try:
             await plugin._answer_opt_command(ctx, ctx.command)
         except Exception:
             plugin._capture_failed("answering %s", ctx.command)
-        finally:
-            current_update.reset(token)
-        ctx.t_end = perf_counter()
-        finish(plugin, ctx)
-        return True
-    return False
+        return None  # recorded as the interaction it is; the bot's handlers don't see it
+    return await handler(message, data)
 
 
 def finish(plugin: Analytics, ctx: UpdateContext) -> None:
