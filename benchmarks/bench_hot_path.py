@@ -138,33 +138,16 @@ HOOKED: ContextVar[object | None] = ContextVar("bench_hooked", default=None)
 
 async def hooks_only(handler: Any, event: Any, data: dict[str, Any]) -> Any:
     """The least a capture can do on ``dp.update`` under this design: a per-update
-    object named by a contextvar while the handler runs, so that a request middleware can
-    tie requests to the update and :func:`hooks_inner` can hand it to the handler. A
-    plain function, as the plugin's middlewares are: aiogram calls a function more
-    cheaply than an object's ``__call__``."""
-    token = HOOKED.set(object())
+    object in the handler data under ``analytics`` and a contextvar naming it while the
+    handler runs, so that a request middleware can tie requests to the update. A plain
+    function, as the plugin's middlewares are: aiogram calls a function more cheaply than
+    an object's ``__call__``."""
+    data["analytics"] = context = object()
+    token = HOOKED.set(context)
     try:
         return await handler(event, data)
     finally:
         HOOKED.reset(token)
-
-
-async def hooks_inner(handler: Any, event: Any, data: dict[str, Any]) -> Any:
-    """The inner middleware of the hooks (and of :func:`minimal_capture`): the update's
-    object into the handler data under ``analytics``, as the plugin's
-    ``context_middleware`` does."""
-    data["analytics"] = HOOKED.get()
-    return await handler(event, data)
-
-
-def hook_up(dp: Dispatcher, bot: Bot, outer: Any, inner: Any, requests: Any) -> None:
-    """Register ``outer`` on ``dp.update``, ``inner`` on each event observer (as
-    ``Analytics.setup`` registers its middlewares) and ``requests`` on ``bot``'s session."""
-    dp.update.outer_middleware(outer)
-    for name, observer in dp.observers.items():
-        if name not in ("update", "error"):
-            observer.middleware(inner)
-    bot.session.middleware(requests)
 
 
 async def hooks_only_requests(make_request: Any, bot: Any, method: Any) -> Any:
@@ -191,12 +174,12 @@ MINIMAL_QUEUE: list[MinimalContext] = []
 
 async def minimal_capture(handler: Any, event: Any, data: dict[str, Any]) -> Any:
     """The least a capture on these hooks can do, in one function: two clock readings,
-    a context with the update, the contextvar, an append to a queue (and
-    :func:`hooks_inner` to hand the context to the handler). No screening, bot
+    a context with the update, the contextvar, an append to a queue. No screening, bot
     identity, custom clock, queue bound, counters or surveys, and no error handling."""
     t0 = perf_counter()
     ctx = object.__new__(MinimalContext)
     ctx.update, ctx.t0, ctx.t_end, ctx.r_at = event, t0, None, None
+    data["analytics"] = ctx
     token = HOOKED.set(ctx)
     try:
         result = await handler(event, data)
@@ -236,9 +219,11 @@ async def compare(n: int, block: int, session: str,
     second = dispatcher()
     analytics = tmp = None
     if mode == "hooks":
-        hook_up(second, bot, hooks_only, hooks_inner, hooks_only_requests)
+        second.update.outer_middleware(hooks_only)
+        bot.session.middleware(hooks_only_requests)
     if mode == "minimal":
-        hook_up(second, bot, minimal_capture, hooks_inner, minimal_requests)
+        second.update.outer_middleware(minimal_capture)
+        bot.session.middleware(minimal_requests)
     if mode == "analytics":
         tmp = tempfile.TemporaryDirectory(prefix="bench-hot-")
         work = Path(tmp.name)
@@ -381,9 +366,8 @@ def main() -> None:
                    help="also run each comparison with analytics left out (both sides bare)")
     p.add_argument("--hooks", action="store_true",
                    help="also run each comparison with only the hooks the capture needs "
-                        "(the contextvar, an inner middleware for the data key, a request "
-                        "middleware) and no work behind them: the least any capture of "
-                        "this design costs")
+                        "(the data key, the contextvar, a request middleware) and no work "
+                        "behind them: the least any capture of this design costs")
     p.add_argument("--minimal", action="store_true",
                    help="also run each comparison with the least a capture on these hooks "
                         "can do (minimal_capture) in place of analytics")

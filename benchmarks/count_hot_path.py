@@ -54,8 +54,6 @@ from bench_hot_path import (
     bench_analytics,
     dispatcher,
     empty_middleware,
-    hook_up,
-    hooks_inner,
     hooks_only,
     hooks_only_requests,
     make_updates,
@@ -71,19 +69,12 @@ class HooksObject(BaseMiddleware):
     layer of its own to what is counted."""
 
     async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
-        token = HOOKED.set(object())
+        data["analytics"] = context = object()
+        token = HOOKED.set(context)
         try:
             return await handler(event, data)
         finally:
             HOOKED.reset(token)
-
-
-class HooksInnerObject(BaseMiddleware):
-    """``hooks_inner`` as an object."""
-
-    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
-        data["analytics"] = HOOKED.get()
-        return await handler(event, data)
 
 
 class HooksObjectRequests(BaseRequestMiddleware):
@@ -127,11 +118,14 @@ async def main(setup: str, n: int) -> None:
     if setup == "empty":
         dp.update.outer_middleware(empty_middleware)
     elif setup == "hooks":
-        hook_up(dp, bot, hooks_only, hooks_inner, hooks_only_requests)
+        dp.update.outer_middleware(hooks_only)
+        bot.session.middleware(hooks_only_requests)
     elif setup == "hooks-objects":
-        hook_up(dp, bot, HooksObject(), HooksInnerObject(), HooksObjectRequests())
+        dp.update.outer_middleware(HooksObject())
+        bot.session.middleware(HooksObjectRequests())
     elif setup == "minimal":
-        hook_up(dp, bot, minimal_capture, hooks_inner, minimal_requests)
+        dp.update.outer_middleware(minimal_capture)
+        bot.session.middleware(minimal_requests)
     elif setup == "analytics":
         work = Path(tempfile.mkdtemp(prefix="count-hot-"))
         analytics = bench_analytics(work, flush_at=10 * n + 1000, queue_size=10 * n + 1000,

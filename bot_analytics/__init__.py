@@ -5,10 +5,10 @@
     analytics.setup(dp)
 """
 
-from .capture.context import UpdateContext, current_context
+from .capture.context import UpdateContext
 from .config import ConfigError, Settings, load_config
 from .plugin import RECORDED_UPDATE_TYPES, Analytics
 
 __all__ = ["RECORDED_UPDATE_TYPES", "Analytics", "ConfigError", "Settings", "UpdateContext",
-           "current_context", "load_config"]
+           "load_config"]
 __version__ = "0.1.0"

@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 from .capture.context import OPTED_IN, OPTED_OUT, UpdateContext, new_context
 from .capture.middleware import (
     capture_middleware,
-    context_middleware,
     screen_callbacks,
     screen_messages,
 )
@@ -273,18 +272,9 @@ class Analytics:
         With ``privacy.optout_commands`` the middleware answers ``/optout`` and
         ``/optin`` itself, before any of the bot's handlers.
 
-        The update's context reaches handlers (of the dispatcher and of every router
-        included in it) under ``analytics`` through an inner middleware on each event
-        observer, placed ahead of the bot's own inner middlewares; error handlers get it
-        too. Filters and observer-level outer middlewares run before it and do not see
-        it: they can read :func:`bot_analytics.current_context` instead. Survey answers,
-        and the commands the plugin answers, are taken by outer middlewares on
-        ``dp.callback_query`` and ``dp.message``."""
+        Survey answers, and the commands the plugin answers, are taken by outer
+        middlewares on ``dp.callback_query`` and ``dp.message``, ahead of the bot's own."""
         dispatcher.update.outer_middleware(capture_middleware(self))
-        for name, observer in dispatcher.observers.items():
-            if name not in ("update", "error"):
-                # First, so that the bot's own inner middlewares see the context.
-                _register_first(observer.middleware, context_middleware)
         # The plugin's own answers: ahead of the bot's outer middlewares, which do not
         # see them, as its handlers do not.
         _register_first(dispatcher.callback_query.outer_middleware, screen_callbacks)

@@ -26,14 +26,6 @@ _NO_REPLIES: tuple[int, str | None, float | None] = (0, None, None)
 current_update: ContextVar[UpdateContext | None] = ContextVar("bot_analytics_update",
                                                               default=None)
 
-
-def current_context() -> UpdateContext | None:
-    """The context of the update being handled in this task, or None outside one. Handlers
-    get it as ``analytics``; filters and observer-level outer middlewares, which run
-    before it is put into the handler data, can read it here."""
-    return current_update.get()
-
-
 #: End-user privacy commands answered by the plugin (privacy.optout_commands).
 OPT_COMMANDS = frozenset({"/optout", "/optin"})
 OPTED_OUT = "You will no longer be included in this bot's analytics. Send /optin to undo."

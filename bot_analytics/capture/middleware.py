@@ -78,14 +78,13 @@ def capture_middleware(plugin: Analytics) -> Middleware:
             ctx._marks = None
         else:
             ctx = _context(plugin, event, bot, ident, t0)
+        data["analytics"] = ctx
         token = current_update.set(ctx)
         try:
             result = await handler(event, data)
         except BaseException as error:
             ctx.t_end = perf_counter()
             current_update.reset(token)
-            # For the error handlers aiogram calls with this same data.
-            data["analytics"] = ctx
             ctx.marks.error = type(error).__name__
             finish(plugin, ctx)
             raise
@@ -108,22 +107,6 @@ def capture_middleware(plugin: Analytics) -> Middleware:
         return result
 
     return capture
-
-
-async def context_middleware(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
-                             event: Any, data: dict[str, Any]) -> Any:
-    """The inner middleware on the dispatcher's event observers (``dp.message`` and the
-    rest): puts the update's context into the handler data under ``analytics``.
-
-    The capture middleware on ``dp.update`` could put it there itself, but aiogram hands
-    the data on as keyword arguments through about ten calls between the update and the
-    handler, copying it in each. One more key in each of those copies cost 13,000 machine
-    instructions an update, counted with callgrind, where this middleware, run only once
-    a handler has been chosen, costs about 7,000 (``docs/hot-path.md``)."""
-    ctx = current_update.get()
-    if ctx is not None:
-        data["analytics"] = ctx
-    return await handler(event, data)
 
 
 def _context(plugin: Analytics, update: Any, bot: Any, ident: tuple[int, str] | None,
@@ -183,7 +166,7 @@ async def screen_messages(handler: Callable[[Any, dict[str, Any]], Awaitable[Any
         return await handler(message, data)
     plugin = ctx._plugin
     if plugin.admin_router is not None and \
-            await plugin._admin_command(message, {**data, "analytics": ctx}):
+            await plugin._admin_command(message, data):
         return SCREENED  # an admin command: answered, not part of the conversation
     if plugin.opt_commands and ctx.command in OPT_COMMANDS:
         try:
