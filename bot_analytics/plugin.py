@@ -57,7 +57,6 @@ def _use_helper(setting: bool | str) -> bool:
     return True
 
 
-
 def _register_first(manager: Any, middleware: Any) -> None:
     """Register ``middleware`` with an aiogram middleware manager ahead of those already
     there, once: aiogram's own ``register`` appends."""
@@ -68,6 +67,7 @@ def _register_first(manager: Any, middleware: Any) -> None:
         registered.insert(0, middleware)
     else:  # a manager without the list aiogram 3 keeps: last rather than first
         manager(middleware)
+
 
 class Analytics:
     """Analytics for an aiogram 3 bot.
