@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     _ensure_venv("dev,embeddings" if embeddings else "dev")
     if task == "test":
         for check in (["ruff", "check", "."], ["mypy", "bot_analytics", "optimizer",
-                                                 "integrations"]):
+                                                 "integrations", "benchmarks"]):
             if subprocess.call([str(PY), "-m", *check], cwd=ROOT):
                 print(f"{' '.join(check)} failed", file=sys.stderr)
                 return 1

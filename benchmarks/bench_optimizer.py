@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def write(url: str, members: int, seed: int) -> int:
         raw = conn.connection.cursor()
         mark = "?" if sqlite else "%s"
 
-        def many(sql: str, rows: list[tuple[object, ...]]) -> None:
+        def many(sql: str, rows: Sequence[tuple[object, ...]]) -> None:
             raw.executemany(sql.replace("?", mark), rows)
 
         many("INSERT INTO interactions (id, tenant_id, bot_id, update_id, event_type, ts, "
@@ -112,13 +113,13 @@ def run(url: str) -> dict[str, object]:
     engine = db.create_db_engine(url)
     t0 = time.perf_counter()
     steps: dict[str, float] = {}
-    last = [t0, ""]
+    since, current = [t0], [""]  # when the current step started, and its name
 
     def progress(step: str) -> None:
         now = time.perf_counter()
-        if last[1]:
-            steps[str(last[1])] = now - float(last[0])
-        last[:] = [now, step]
+        if current[0]:
+            steps[current[0]] = now - since[0]
+        since[0], current[0] = now, step
 
     report = BotOptimizer(engine).run("default", START, START + timedelta(days=DAYS),
                                       progress=progress)
