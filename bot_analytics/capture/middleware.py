@@ -4,6 +4,9 @@ It times the handler and puts the update's context on the writer's queue; the up
 itself is read later, in the writer thread. Nothing here awaits I/O. The bot's own
 exceptions pass through untouched; the plugin's own failures are logged and counted,
 never raised.
+
+Also here: the screening middlewares on ``dp.callback_query`` and ``dp.message``, which
+take the updates the plugin answers itself before the bot's handlers see them.
 """
 
 from __future__ import annotations
