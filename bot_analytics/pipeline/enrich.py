@@ -179,6 +179,8 @@ class Enricher:
         """Start scoring the typed texts among ``events``. An analyzer with ``start``
         scores them meanwhile, in another process; the writer starts each part of a
         batch as soon as it has read it."""
+        if not self.scores_sentiment:
+            return StartedSentiments(frozenset(), dict)
         scored = [e for e in events if isinstance(e, InteractionEvent)
                   and e.event_type in TEXT_EVENT_TYPES and e.text]
         if self.opted_out:  # their texts are not looked at
@@ -186,7 +188,7 @@ class Enricher:
             scored = [e for e in scored
                       if (e.tenant_id, member(e.member_id)) not in self.opted_out]
         ids = frozenset(id(e) for e in scored)
-        if not scored or self.analyzer is None or not self.scores_sentiment:
+        if not scored or self.analyzer is None:
             return StartedSentiments(ids, dict)
         texts = [clean_text(e.text or "") for e in scored]
         codes = [e.language_code for e in scored]
@@ -281,11 +283,12 @@ class Enricher:
         # The texts are scored (in a helper process, where there is one) while this
         # thread labels intents, builds the rows and reads the sessions the rows
         # continue; batch.complete() fills the scores in before anything is written.
-        pending = list(started)
+        # A part with nothing to score (sentiment off, no typed text) sent no request.
+        pending = [p for p in started if p.ids]
         covered = frozenset().union(*(p.ids for p in pending))
         rest = [e for e in interactions if id(e) not in covered]
-        if rest:
-            pending.append(self.start_sentiments(rest))
+        if rest and (more := self.start_sentiments(rest)).ids:
+            pending.append(more)
         rows: list[tuple[dict[str, Any], int]] = []
         if interactions:
             intents = self._intents(interactions)
