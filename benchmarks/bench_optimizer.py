@@ -113,13 +113,14 @@ def run(url: str) -> dict[str, object]:
     engine = db.create_db_engine(url)
     t0 = time.perf_counter()
     steps: dict[str, float] = {}
-    since, current = [t0], [""]  # when the current step started, and its name
+    since, current = t0, ""  # when the current step started, and its name
 
     def progress(step: str) -> None:
+        nonlocal since, current
         now = time.perf_counter()
-        if current[0]:
-            steps[current[0]] = now - since[0]
-        since[0], current[0] = now, step
+        if current:
+            steps[current] = now - since
+        since, current = now, step
 
     report = BotOptimizer(engine).run("default", START, START + timedelta(days=DAYS),
                                       progress=progress)
