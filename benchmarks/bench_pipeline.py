@@ -4,12 +4,15 @@ process's peak memory. Target: 10,000 events per second or more.
 
     python benchmarks/bench_pipeline.py [--events 200000] [--database-url URL]
                                         [--helper-process auto|true|false]
+                                        [--switch-interval-ms 1.0|none]
 
 The captured records (with their updates) are built first; then a producer on the event
 loop queues them as the middleware would, never more than the queue holds, and the
 writer's task and thread do the rest. The clock runs from the first event queued to the
 last one committed. ``--helper-process`` sets ``sentiment.helper_process`` (``auto``, the
 default, scores VADER in a helper process on a machine with two or more CPUs).
+``--switch-interval-ms`` sets ``writer.switch_interval_ms`` (``none``: the interpreter's
+own switch interval is left alone).
 """
 
 from __future__ import annotations
@@ -69,13 +72,13 @@ def helper_peak_mib(analytics: Analytics) -> float | None:
 
 
 async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int = 2000,
-              helper: bool | str = "auto") -> None:
+              helper: bool | str = "auto", switch_ms: float | None = 1.0) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     url = url or f"sqlite:///{work / 'analytics.sqlite3'}"
     analytics = Analytics(parse_settings({
         "database": {"url": url, "auto_migrate": True},
         "writer": {"spool_path": str(work / "spool"), "flush_at": flush_at,
-                   "max_batch": max_batch},
+                   "max_batch": max_batch, "switch_interval_ms": switch_ms},
         "sentiment": {"helper_process": helper},
         "intents": {"rules": {"escalate": {"keywords": ["human", "agent"]},
                               "refund": {"keywords": ["refund", "cancel"]},
@@ -105,7 +108,9 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
     await analytics.close()
     print(f"events: {events:,}; written {h['written']:,}, dropped {h['dropped']}, "
           f"spooled {h['spooled']}, failures {h['enrichment_failures'] + h['capture_failures']}")
-    print(f"database: {url.split('?')[0]}; flush_at {flush_at}, max_batch {max_batch}")
+    print(f"database: {url.split('?')[0]}; flush_at {flush_at}, max_batch {max_batch}; "
+          "switch interval while the writer runs: "
+          + ("the interpreter's own" if switch_ms is None else f"{switch_ms:g} ms"))
     helper_state = h.get("sentiment_helper")
     print("sentiment: " + ("in the writer's thread" if helper_state is None else
                            f"in a helper process (started {helper_state['started']}, "
@@ -117,6 +122,20 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
     shutil.rmtree(work, ignore_errors=True)  # the SQLite file and the spool
 
 
+def interval_ms(text: str) -> float | None:
+    """``--switch-interval-ms``: milliseconds above 0 and at most 1000, or 'none'."""
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of milliseconds above 0 and at most 1000, or 'none'")
+    return value
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--events", type=int, default=200_000)
@@ -125,9 +144,12 @@ def main() -> None:
     p.add_argument("--max-batch", type=int, default=2000, help="writer.max_batch")
     p.add_argument("--helper-process", choices=["auto", "true", "false"], default="auto",
                    help="sentiment.helper_process")
+    p.add_argument("--switch-interval-ms", type=interval_ms, default=1.0,
+                   help="writer.switch_interval_ms; 'none' leaves the interpreter's alone")
     a = p.parse_args()
     helper = a.helper_process if a.helper_process == "auto" else a.helper_process == "true"
-    asyncio.run(run(a.events, a.database_url, a.flush_at, a.max_batch, helper))
+    asyncio.run(run(a.events, a.database_url, a.flush_at, a.max_batch, helper,
+                    a.switch_interval_ms))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,11 @@ class WriterSettings(_Section):
     spool_path: str = "bot_analytics.spool"
     #: How long a graceful shutdown waits for the queue to drain.
     shutdown_timeout: float = Field(default=30.0, gt=0)
+    #: While the writer runs, the interpreter's switch interval is at most this: the
+    #: longest the bot's event loop, waking up while the writer's thread runs Python
+    #: code, waits for the interpreter lock (CPython's own is 5 ms). Process-wide; put
+    #: back when the writer stops. None leaves the interpreter's setting alone.
+    switch_interval_ms: float | None = Field(default=1.0, gt=0, le=1000)
 
 
 class PrivacySettings(_Section):

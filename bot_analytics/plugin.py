@@ -111,7 +111,9 @@ class Analytics:
             queue_size=w.queue_size, flush_at=w.flush_at, flush_interval=w.flush_interval,
             max_batch=w.max_batch,
             max_retries=w.max_retries, backoff_initial=w.backoff_initial,
-            backoff_max=w.backoff_max, prepare_store=self._prepare_store)
+            backoff_max=w.backoff_max, prepare_store=self._prepare_store,
+            switch_interval=None if w.switch_interval_ms is None else
+            w.switch_interval_ms / 1000)
         #: Answer end users' /optout and /optin in the capture middleware.
         self.opt_commands = s.privacy.optout_commands
         #: (bot id, tenant) of each Bot object seen, keyed by ``id(bot)`` (cheaper on the

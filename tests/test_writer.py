@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,71 @@ def test_spool_survives_a_torn_last_line(tmp_path: Path) -> None:
 async def _until(predicate: Any) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def interpreter_interval() -> Any:
+    """The interpreter's switch interval at CPython's default for the test, and as it was
+    after it."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    yield
+    sys.setswitchinterval(before)
+
+
+def _analytics(tmp_path: Path, name: str, ms: float | None) -> Analytics:
+    url = f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
+    return Analytics(make_settings(url, tmp_path / name,
+                                   writer={"switch_interval_ms": ms}))
+
+
+async def test_a_running_writer_lowers_the_switch_interval_and_puts_it_back(
+        tmp_path: Path, interpreter_interval: None) -> None:
+    a = _analytics(tmp_path, "a", 1.0)
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # not before it starts
+    await a.start()
+    assert sys.getswitchinterval() == pytest.approx(0.001)
+    a.writer.put(event(1))
+    assert await a.flush(10)
+    await a.close()
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+    await a.start()  # a writer started again holds it again
+    assert sys.getswitchinterval() == pytest.approx(0.001)
+    await a.close()
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+
+
+async def test_the_switch_interval_is_left_alone_when_asked_or_already_lower(
+        tmp_path: Path, interpreter_interval: None) -> None:
+    a = _analytics(tmp_path, "a", None)
+    await a.start()
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+    await a.close()
+    sys.setswitchinterval(0.0002)  # the process's own choice, below the writer's
+    b = _analytics(tmp_path, "b", 1.0)
+    await b.start()
+    assert sys.getswitchinterval() == pytest.approx(0.0002)
+    await b.close()
+    assert sys.getswitchinterval() == pytest.approx(0.0002)
+
+
+async def test_several_writers_share_the_switch_interval(
+        tmp_path: Path, interpreter_interval: None) -> None:
+    a, b = _analytics(tmp_path, "a", 2.0), _analytics(tmp_path, "b", 0.5)
+    await a.start()
+    assert sys.getswitchinterval() == pytest.approx(0.002)
+    await b.start()
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    await b.close()  # a still runs: back to what a asks for
+    assert sys.getswitchinterval() == pytest.approx(0.002)
+    await b.start()
+    await a.close()
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    sys.setswitchinterval(0.003)  # set by something else while b runs: kept
+    await b.close()
+    assert sys.getswitchinterval() == pytest.approx(0.003)
+
+
+def test_a_switch_interval_out_of_range_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="switch_interval_ms"):
+        _analytics(tmp_path, "a", 0)

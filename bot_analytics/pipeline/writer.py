@@ -9,12 +9,18 @@ of the batch as soon as it has read it and collects the scores before it writes.
 database errors are retried with capped exponential backoff; after ``max_retries`` the
 batch goes to the spool, and while the spool holds anything new batches go there too,
 so replay keeps the original order.
+
+While a writer runs, the interpreter's switch interval is at most
+``writer.switch_interval_ms`` (:data:`switch_interval`): the worker thread runs Python
+code, and the bot's event loop, waking up for an update or an answer meanwhile, waits
+that long at most for the interpreter lock rather than CPython's 5 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -62,6 +68,47 @@ def is_row_error(error: BaseException) -> bool:
                       TypeError | sa_exc.StatementError) and not is_transient(error)
 
 
+class _SwitchInterval:
+    """The interpreter's switch interval while writers run. It is process-wide: with
+    several writers the smallest they ask for applies, never more than the process had
+    before the first started, and the last to stop puts that back. An interval set by
+    something else meanwhile is left as it is."""
+
+    def __init__(self) -> None:
+        self.holds: dict[int, float] = {}  # by id(writer): what it asks for, in seconds
+        self.before = 0.0  # the interval before the first hold
+        self.applied: float | None = None  # what was last set here
+
+    def hold(self, holder: object, seconds: float | None) -> None:
+        if seconds is None:
+            return
+        if not self.holds:
+            self.before, self.applied = sys.getswitchinterval(), None
+        self.holds[id(holder)] = seconds
+        self._apply(min(self.before, *self.holds.values()))
+
+    def release(self, holder: object) -> None:
+        if self.holds.pop(id(holder), None) is None:
+            return
+        self._apply(min(self.before, *self.holds.values()) if self.holds else self.before)
+        if not self.holds:
+            self.applied = None
+
+    def _apply(self, wanted: float) -> None:
+        current = sys.getswitchinterval()
+        if current == wanted:
+            return
+        # Lower it when it is above what the writers ask for; otherwise change only an
+        # interval set here (another one was set by the process, which keeps it).
+        if current > wanted or current == self.applied:
+            sys.setswitchinterval(wanted)
+            self.applied = sys.getswitchinterval()
+
+
+#: How the writers share the interpreter's switch interval.
+switch_interval = _SwitchInterval()
+
+
 class SchemaNotReady(RuntimeError):
     """The database is reachable but not migrated to the schema this version needs."""
 
@@ -89,7 +136,8 @@ class Writer:
                  max_batch: int,
                  max_retries: int, backoff_initial: float, backoff_max: float,
                  prepare_store: Callable[[], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 switch_interval: float | None = None):
         self.enricher = enricher
         self._write = write
         self._prepare_store = prepare_store
@@ -102,6 +150,9 @@ class Writer:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._sleep = sleep
+        #: The interpreter's switch interval while this writer runs (seconds; None:
+        #: leave it alone).
+        self.switch_interval = switch_interval
         self.counters = Counters()
         self._buf: deque[Item] = deque()
         self._settled = 0  # items taken from the buffer and fully handled
@@ -156,6 +207,7 @@ class Writer:
         if self._task is not None and not self._task.done():
             return
         self._closing = False
+        switch_interval.hold(self, self.switch_interval)
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         if self._executor is None:
@@ -219,6 +271,7 @@ class Writer:
             await self.run_in_worker(self.enricher.close)
             self._executor.shutdown(wait=True)
             self._executor = None
+        switch_interval.release(self)
         return ok
 
     # -- the task ------------------------------------------------------------------------
