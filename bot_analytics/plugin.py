@@ -163,10 +163,12 @@ class Analytics:
 
     @staticmethod
     def _intent_model(s: Settings) -> TextIntentModel | None:
+        cfg = s.intents
+        if not cfg.model and not cfg.examples:
+            return None  # numpy and scipy, which the classifier needs, stay unloaded
         from .nlp.classifier import IntentClassifier
         from .nlp.data import examples_from_mapping
 
-        cfg = s.intents
         if cfg.model:
             try:
                 return IntentClassifier.load(cfg.model)

@@ -11,17 +11,18 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-
-from optimizer.stats import Sample
 
 from ..config import ExperimentSettings
 from ..storage.db import day_of
 from ..storage.queries import ASSIGNMENTS, CONVERSIONS, EXPERIMENTS, FEEDBACK
 from . import ExperimentDef
+
+if TYPE_CHECKING:  # at run time imported where counted: numpy and scipy load with it
+    from optimizer.stats import Sample
 
 log = logging.getLogger("bot_analytics.experiments")
 
@@ -159,6 +160,8 @@ def count(conn: Connection, exp: ExperimentDef, end: datetime, *, outcome: str,
           bot_id: int | None = None, daily: bool = True) -> Counts:
     """Members first exposed before ``end``; those of them with ``outcome`` after their
     first exposure and before ``end``, with the sum and sum of squares of the value."""
+    from optimizer.stats import Sample
+
     a, c = ASSIGNMENTS.c, CONVERSIONS.c
     where = [a.tenant_id == exp.tenant_id, a.experiment == exp.name,
              a.first_exposed_at < end]
@@ -236,6 +239,8 @@ def count_ratings(conn: Connection, exp: ExperimentDef, end: datetime, *,
                   bot_id: int | None = None) -> dict[str, Sample]:
     """Per variant: members who gave CSAT ratings after their first exposure and before
     ``end``, with the sum and sum of squares of each one's mean rating."""
+    from optimizer.stats import Sample
+
     a, f = ASSIGNMENTS.c, FEEDBACK.c
     where = [a.tenant_id == exp.tenant_id, a.experiment == exp.name,
              a.first_exposed_at < end]
