@@ -1,7 +1,7 @@
 """The bot's event loop while the writer works: how much later than asked the loop wakes
 up, with the writer idle and while its thread reads, enriches and stores a backlog.
 
-    python benchmarks/bench_loop_lag.py [--events 40000] [--rounds 3] [--period-ms 2]
+    python benchmarks/bench_loop_lag.py [--events 10000] [--rounds 6] [--period-ms 2]
                                         [--switch-interval-ms 1.0] [--compare]
                                         [--helper-process auto|true|false]
 
@@ -105,7 +105,7 @@ async def one(records: list[Captured], ms: float | None, period: float, helper: 
     work = Path(tempfile.mkdtemp(prefix="bench-lag-"))
     analytics = Analytics(parse_settings({
         "database": {"url": f"sqlite:///{work / 'a.sqlite3'}", "auto_migrate": True},
-        "writer": {"spool_path": str(work / "spool"), "queue_size": len(records) + 1,
+        "writer": {"spool_path": str(work / "spool"), "queue_size": max(len(records), 10_000),
                    "switch_interval_ms": ms},
         "sentiment": {"helper_process": helper}}))
     await analytics.start()
@@ -169,8 +169,9 @@ async def run(events: int, rounds: int, period: float, ms: float | None, compare
 
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--events", type=int, default=40_000)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--events", type=int, default=10_000,
+                   help="updates put on the queue at once (the default queue holds 10,000)")
+    p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--period-ms", type=float, default=2.0,
                    help="how long the probe sleeps each time")
     p.add_argument("--switch-interval-ms", type=interval_ms, default=1.0,

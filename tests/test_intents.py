@@ -415,3 +415,32 @@ def test_unknown_texts_come_from_the_period(database_url: str, tmp_path: Path) -
     assert got == ["gift wrap?", "asdf"]
     assert load_unknown_texts(engine, now - timedelta(days=7), now, tenant_id="x") == []
     engine.dispose()
+
+
+def test_a_bot_without_a_model_does_not_load_numpy_for_intents(tmp_path: Path) -> None:
+    """The classifier is imported only when a model or examples are configured: a new
+    interpreter with the plugin set up on rules alone has no numpy, one with examples
+    has it, and the package still exports the classifier."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from bot_analytics import Analytics
+from bot_analytics.config import parse_settings
+settings = {"database": "sqlite:///%s", "intents": %s}
+Analytics(parse_settings(settings))
+print("numpy" in sys.modules)
+from bot_analytics.nlp import IntentClassifier, ModelFileError
+print(IntentClassifier.__name__, issubclass(ModelFileError, Exception))
+"""
+    examples = {"examples": {"greeting": ["hello there", "hi", "good morning"],
+                             "refund": ["I want my money back", "refund please",
+                                        "give me a refund"]}}
+    for intents, loaded in (({"rules": {"greeting": {"keywords": ["hello"]}}}, "False"),
+                            (examples, "True")):
+        out = subprocess.run(
+            [sys.executable, "-c", script % (tmp_path / "a.sqlite3", intents)],
+            capture_output=True, text=True, timeout=120, check=True).stdout.split("\n")
+        assert out[0] == loaded
+        assert out[1] == "IntentClassifier True"
