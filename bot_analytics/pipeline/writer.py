@@ -11,7 +11,7 @@ batch goes to the spool, and while the spool holds anything new batches go there
 so replay keeps the original order.
 
 While a writer runs, the interpreter's switch interval is at most
-``writer.switch_interval_ms`` (:data:`switch_interval`): the worker thread runs Python
+``writer.switch_interval_ms`` (:data:`interpreter_switch`): the worker thread runs Python
 code, and the bot's event loop, waking up for an update or an answer meanwhile, waits
 that long at most for the interpreter lock rather than CPython's 5 ms.
 """
@@ -22,6 +22,7 @@ import asyncio
 import logging
 import sys
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -69,13 +70,16 @@ def is_row_error(error: BaseException) -> bool:
 
 
 class _SwitchInterval:
-    """The interpreter's switch interval while writers run. It is process-wide: with
-    several writers the smallest they ask for applies, never more than the process had
-    before the first started, and the last to stop puts that back. An interval set by
-    something else meanwhile is left as it is."""
+    """The interpreter's switch interval while writers run. It is process-wide: a writer
+    that starts lowers it to what it asks for, with several running the smallest of
+    theirs applies, and the last to stop puts back what the process had before the first
+    started. An interval set by something else meanwhile is neither raised nor put
+    back."""
 
     def __init__(self) -> None:
-        self.holds: dict[int, float] = {}  # by id(writer): what it asks for, in seconds
+        #: What each running writer asks for, in seconds (a writer dropped without
+        #: close() leaves on its own).
+        self.holds: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
         self.before = 0.0  # the interval before the first hold
         self.applied: float | None = None  # what was last set here
 
@@ -84,29 +88,28 @@ class _SwitchInterval:
             return
         if not self.holds:
             self.before, self.applied = sys.getswitchinterval(), None
-        self.holds[id(holder)] = seconds
-        self._apply(min(self.before, *self.holds.values()))
+        self.holds[holder] = seconds
+        wanted = min(self.before, *self.holds.values())
+        if sys.getswitchinterval() > wanted:
+            self._set(wanted)
 
     def release(self, holder: object) -> None:
-        if self.holds.pop(id(holder), None) is None:
+        if self.holds.pop(holder, None) is None:
             return
-        self._apply(min(self.before, *self.holds.values()) if self.holds else self.before)
+        wanted = min(self.before, *self.holds.values()) if self.holds else self.before
+        current = sys.getswitchinterval()
+        if current == self.applied and current != wanted:  # only an interval set here
+            self._set(wanted)
         if not self.holds:
             self.applied = None
 
-    def _apply(self, wanted: float) -> None:
-        current = sys.getswitchinterval()
-        if current == wanted:
-            return
-        # Lower it when it is above what the writers ask for; otherwise change only an
-        # interval set here (another one was set by the process, which keeps it).
-        if current > wanted or current == self.applied:
-            sys.setswitchinterval(wanted)
-            self.applied = sys.getswitchinterval()
+    def _set(self, seconds: float) -> None:
+        sys.setswitchinterval(seconds)
+        self.applied = sys.getswitchinterval()
 
 
-#: How the writers share the interpreter's switch interval.
-switch_interval = _SwitchInterval()
+#: How the running writers share the interpreter's switch interval.
+interpreter_switch = _SwitchInterval()
 
 
 class SchemaNotReady(RuntimeError):
@@ -207,7 +210,7 @@ class Writer:
         if self._task is not None and not self._task.done():
             return
         self._closing = False
-        switch_interval.hold(self, self.switch_interval)
+        interpreter_switch.hold(self, self.switch_interval)
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         if self._executor is None:
@@ -271,7 +274,7 @@ class Writer:
             await self.run_in_worker(self.enricher.close)
             self._executor.shutdown(wait=True)
             self._executor = None
-        switch_interval.release(self)
+        interpreter_switch.release(self)
         return ok
 
     # -- the task ------------------------------------------------------------------------
