@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_pipeline import interval_ms, pool
+from bench_pipeline import captured, interval_ms
 
 from bot_analytics import Analytics
 from bot_analytics.config import parse_settings
@@ -133,11 +133,7 @@ async def one(records: list[Captured], ms: float | None, period: float, helper: 
 
 async def run(events: int, rounds: int, period: float, ms: float | None, compare: bool,
               helper: Any) -> None:
-    base = pool(2000)
-    t_receive = time.time()
-    records = [Captured(base[i % len(base)].model_copy(update={"update_id": i + 1}), 42,
-                        "bench", t_receive + i * 0.01, True, None, 1.0, "Thanks, noted.",
-                        0.5, 1, False, None) for i in range(events)]
+    records = captured(events)
     settings = [ms, None] if compare and ms is not None else [ms]
     gcs = Collections()
     name = {s: "interpreter's own" if s is None else f"{s:g} ms" for s in settings}

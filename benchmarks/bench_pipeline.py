@@ -54,6 +54,15 @@ def pool(size: int) -> list[Update]:
     return out
 
 
+def captured(events: int) -> list[Captured]:
+    """What the capture records for ``events`` handled updates, each with its own id."""
+    base = pool(2000)
+    t_receive = time.time()
+    return [Captured(base[i % len(base)].model_copy(update={"update_id": i + 1}), 42,
+                     "bench", t_receive + i * 0.01, True, None, 1.0, "Thanks, noted.",
+                     0.5, 1, False, None) for i in range(events)]
+
+
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -86,12 +95,8 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
                               "pricing": {"keywords": ["how much", "premium"]}}}}))
     await analytics.start()
     await analytics.flush(60)
-    base = pool(2000)
-    t_receive = time.time()
     # Built before the clock starts: making updates is the bot's (aiogram's) work.
-    records = [Captured(base[i % len(base)].model_copy(update={"update_id": i + 1}), 42,
-                        "bench", t_receive + i * 0.01, True, None, 1.0, "Thanks, noted.",
-                        0.5, 1, False, None) for i in range(events)]
+    records = captured(events)
     before = rss_mib()
     writer = analytics.writer
     start = time.perf_counter()
