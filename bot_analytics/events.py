@@ -23,7 +23,9 @@ INTERACTION_TYPES = frozenset({
 class Captured(NamedTuple):
     """What the hot path records about one handled update."""
 
-    update: Any              #: the aiogram Update (read later, in the writer thread)
+    #: The aiogram Update, read later in the writer thread; None when the hot path has
+    #: read it already (``facts`` and ``update_id``).
+    update: Any
     bot_id: int
     tenant_id: str
     received: datetime | float  #: aware datetime, or epoch seconds from the default clock
@@ -35,6 +37,8 @@ class Captured(NamedTuple):
     reply_count: int
     escalated: bool
     intent_override: str | None
+    facts: Any = None  #: what the update says (extract.Facts or Skipped), when update is None
+    update_id: int | None = None  #: the update's id, when update is None
 
 
 @dataclass(frozen=True, slots=True)

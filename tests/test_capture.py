@@ -4,6 +4,7 @@ handler's background task changes after the handler has returned."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -282,3 +283,44 @@ async def test_the_context_reaches_every_handler_the_bots_middlewares_and_error_
     assert [(row.update_id, bool(row.escalated), row.error) for row in stored] == [
         (1, True, None), (2, False, "LookupError")]
     assert stored[0].intent == "human_please"  # set by the child router's handler
+
+
+async def test_a_queued_context_holds_what_the_writer_needs_not_the_update(
+        database_url: str, tmp_path: Path) -> None:
+    """Once the handler is done, the context keeps what the update says rather than the
+    update: the update's objects are freed with the bot's, not held until the writer's
+    batch. Both ways onto the queue (the middleware's own and finish(), taken here by
+    an update that raises) do it, and the rows are as the update said."""
+    analytics = Analytics(make_settings(database_url, tmp_path, writer={
+        "flush_at": 100, "flush_interval": 60}))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def handler(message: Message) -> None:
+        await message.answer(f"got {message.text}")
+        if message.text == "/fail now":
+            raise RuntimeError("the bot's own error")
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await analytics.start()
+    assert await analytics.flush(10)
+    updates = [message_update(bot, 10, "hello"), message_update(bot, 11, "/fail now")]
+    await dp.feed_update(bot, updates[0])
+    with pytest.raises(RuntimeError):
+        await dp.feed_update(bot, updates[1])
+    queued = list(analytics.writer._buf)
+    assert [type(c) for c in queued] == [UpdateContext, UpdateContext]
+    assert [c.update for c in queued] == [None, None]
+    assert [c.update_id for c in queued] == [10, 11]
+    assert [(c.member_id, c.chat_id, c.command) for c in queued] == [
+        (7, 7, None), (7, 7, "/fail")]
+    for update in updates:  # nothing the plugin keeps refers to them any more
+        assert not any(isinstance(r, UpdateContext) for r in gc.get_referrers(update))
+    await analytics.close()
+    stored = rows(database_url, "SELECT update_id, member_id, text, command, error, "
+                                "response_text, reply_count FROM interactions "
+                                "ORDER BY update_id")
+    assert [tuple(r) for r in stored] == [
+        (10, 7, "hello", None, None, "got hello", 1),
+        (11, 7, "/fail now", "/fail", "RuntimeError", "got /fail now", 1)]

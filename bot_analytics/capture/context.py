@@ -8,7 +8,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..events import Captured, ConversionEvent, Skipped, conversion_event
-from .extract import Facts, Request, is_reply, read_request, read_update, reply_target, reply_text
+from .extract import (
+    Facts,
+    Request,
+    facts_target,
+    is_reply,
+    read_request,
+    read_update,
+    reply_target,
+    reply_text,
+    update_id_of,
+)
 
 if TYPE_CHECKING:
     from ..experiments import Variant
@@ -94,13 +104,17 @@ class UpdateContext:
                 analytics.mark_escalated()
     """
 
-    __slots__ = ("_marks", "_plugin", "bot", "ident", "r_at", "r_chat", "r_method", "r_text",
-                 "t0", "t_end", "update")
+    __slots__ = ("_marks", "_plugin", "_read", "_update_id", "bot", "ident", "r_at", "r_chat",
+                 "r_method", "r_text", "t0", "t_end", "update")
     # Made by new_context(), and for the usual update by the capture middleware itself,
     # which set every slot but r_method, r_chat and r_text (a slot added here is set in
     # both): those are set with r_at, by the first request.
     _plugin: Analytics
+    #: The aiogram Update while the update is handled; None once :meth:`detach` has read
+    #: what the writer needs of it (``_read``, ``_update_id``, set only then).
     update: Any
+    _read: Facts | Skipped
+    _update_id: int
     bot: Any
     ident: tuple[int, str]  #: (bot id, tenant)
     t0: float  #: when the middleware took the update (``perf_counter``)
@@ -150,6 +164,23 @@ class UpdateContext:
     def conversions(self) -> list[ConversionEvent] | None:
         return None if self._marks is None else self._marks.conversions
 
+    def detach(self) -> None:
+        """Read what the writer needs of the update and let go of it: called once the
+        handler is done, before the context waits in the writer's queue. An update's
+        objects held until the writer's batch outlive the garbage collector's younger
+        generations, and a bot whose updates do that collects many times as often,
+        fully every few thousand updates (``benchmarks/bench_gc.py``). Never raises: an
+        update that cannot be read is kept, for the writer to read and count."""
+        update = self.update
+        if update is None:
+            return
+        try:
+            self._read = read_update(update)
+            self._update_id = update.update_id
+        except Exception:
+            return
+        self.update = None
+
     def record(self, wall_offset: float) -> Captured:
         """What the writer stores of this update once its handler is done.
         ``wall_offset`` turns ``perf_counter`` readings into epoch seconds."""
@@ -157,12 +188,14 @@ class UpdateContext:
         received = None if marks is None else marks.received
         count, text, first = self.replies()
         bot_id, tenant_id = self.ident
+        update = self.update
         return Captured(
-            self.update, bot_id, tenant_id,
+            update, bot_id, tenant_id,
             received if received is not None else t0 + wall_offset,
             self.handled, self.error, (self.t_end - t0) * 1000.0,  # type: ignore[operator]
             text, None if first is None else (first - t0) * 1000.0, count,
-            self.escalated, self.intent)
+            self.escalated, self.intent,
+            *((self._read, self._update_id) if update is None else ()))
 
     def _late(self, what: str) -> bool:
         """True when the handler has already returned: the interaction is on its way to
@@ -188,12 +221,13 @@ class UpdateContext:
         """What the update says (read on first use: the hot path does not need it)."""
         marks = self.marks
         if marks.facts is None:
-            marks.facts = read_update(self.update)
+            marks.facts = read_update(self.update) if self.update is not None else self._read
         return marks.facts
 
     @property
     def update_id(self) -> int:
-        return int(self.update.update_id)
+        update = self.update
+        return int(update.update_id if update is not None else self._update_id)
 
     @property
     def member_id(self) -> int | None:
@@ -303,7 +337,7 @@ class UpdateContext:
     def _failed(self, doing: str) -> None:
         """Count and log a failure of the plugin's own while ``doing`` something for this
         update ("reading the replies to update"): the update's id is added."""
-        self._plugin._capture_failed(doing + " %s", getattr(self.update, "update_id", "?"))
+        self._plugin._capture_failed(doing + " %s", update_id_of(self))
 
     def note_request(self, method: Any, completed_at: float) -> None:
         """Keep what matching replies needs of a request the bot completed while the
@@ -341,7 +375,9 @@ class UpdateContext:
         self.r_at = marks.requests = None
         count, text, first = marks.replies
         try:
-            kind, chat = reply_target(self.update)
+            update = self.update
+            kind, chat = reply_target(update) if update is not None else \
+                facts_target(self._read)
             if kind is not None:  # else nothing can answer this update
                 for request in requests:
                     if is_reply(request, kind, chat):

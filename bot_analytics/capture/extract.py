@@ -1,6 +1,8 @@
 """Read what analytics needs from an aiogram ``Update``: pure, never raising for
-well-formed updates, and only reading attributes. It runs in the writer thread; on the
-hot path only when a handler asks (``analytics.member_id``) or a reply is matched."""
+well-formed updates, and only reading attributes. It runs on the hot path once the
+handler is done (:meth:`~.context.UpdateContext.detach`), so that the update's objects
+are freed with the bot's rather than held until the writer's batch, and when a handler
+asks (``analytics.member_id``)."""
 
 from __future__ import annotations
 
@@ -154,6 +156,29 @@ def reply_target(update: Any) -> tuple[str | None, int | None]:
     return None, None
 
 
+def facts_target(facts: Facts | Skipped | None) -> tuple[str | None, int | None]:
+    """:func:`reply_target` from what an update says, once the update itself is gone. It
+    differs only for updates that are not recorded (``Skipped``), which it gives none."""
+    if not isinstance(facts, Facts):
+        return None, None
+    kind = facts.event_type
+    if kind == "message" or kind == "successful_payment":
+        return "message", facts.chat_id
+    if kind == "callback_query" or kind == "edited_message" or kind == "inline_query":
+        return kind, facts.chat_id
+    return None, None
+
+
+def update_id_of(item: Any) -> Any:
+    """The id of the update behind a context or a record, for messages; "?" when it
+    cannot be read."""
+    update = getattr(item, "update", None)
+    if update is None:
+        found = getattr(item, "update_id", None)
+        return "?" if found is None else found
+    return getattr(update, "update_id", "?")
+
+
 #: What is kept of a Bot API request: (method name, chat, text, when it completed). The
 #: chat is the ``chat_id`` it was sent to, or :data:`INLINE_MESSAGE` for an edit of an
 #: inline message (which addresses no chat).
@@ -196,16 +221,20 @@ def is_reply(request: Request, kind: str, chat: int | None) -> bool:
 def to_events(c: Captured) -> list[InteractionEvent | MemberEvent | ConversionEvent] | Skipped:
     """Turn a hot-path record into the events the pipeline stores (or a skip reason).
     A Telegram payment gives its interaction and a ``purchased`` conversion."""
-    facts = read_update(c.update)
+    update_id: int
+    if c.update is None:  # read on the hot path
+        facts, update_id = c.facts, c.update_id  # type: ignore[assignment]
+    else:
+        facts, update_id = read_update(c.update), c.update.update_id
     if isinstance(facts, Skipped):
         return facts
     received = c.received
     ts = received if isinstance(received, datetime) else datetime.fromtimestamp(received, UTC)
     if facts.lifecycle is not None:
         return [MemberEvent(c.tenant_id, c.bot_id, facts.member_id, facts.lifecycle, ts,
-                            c.update.update_id, facts.chat_id)]
+                            update_id, facts.chat_id)]
     out: list[InteractionEvent | MemberEvent | ConversionEvent] = [InteractionEvent(
-        c.tenant_id, c.bot_id, c.update.update_id, facts.event_type, ts, facts.member_id,
+        c.tenant_id, c.bot_id, update_id, facts.event_type, ts, facts.member_id,
         facts.chat_id, facts.chat_type, facts.language_code, facts.text, facts.command,
         facts.command_args, facts.callback_data, c.handled, c.error, c.handler_time_ms,
         c.first_reply, c.response_time_ms, c.reply_count, c.escalated,

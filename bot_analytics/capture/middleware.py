@@ -104,6 +104,7 @@ def capture_middleware(plugin: Analytics) -> Middleware:
                 ctx.note_request(result, ctx.t_end)
         if plain and len(queue) < room and writer._task is not None:
             counters.updates += 1
+            ctx.detach()  # the update's objects go with the bot's, not the writer's batch
             queue.append(ctx)  # what Writer.put() does when it neither drops nor wakes
         else:
             finish(plugin, ctx)
@@ -187,8 +188,9 @@ def finish(plugin: Analytics, ctx: UpdateContext) -> None:
     writer = plugin.writer
     writer.counters.updates += 1
     try:
-        writer.put(ctx)
         if plugin.surveys.active:
             plugin.surveys.after_update(ctx)
+        ctx.detach()
+        writer.put(ctx)
     except Exception:
         ctx._failed("recording update")

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from ..capture.context import UpdateContext
-from ..capture.extract import to_events
+from ..capture.extract import to_events, update_id_of
 from ..events import (
     Captured,
     ConversionEvent,
@@ -357,13 +357,13 @@ class Writer:
             events = to_events(captured)
         except Exception as error:
             c.capture_failures += 1
-            self._note_error(f"reading update {getattr(item.update, 'update_id', '?')}", error)
+            self._note_error(f"reading update {update_id_of(item)}", error)
             return
         if isinstance(events, Skipped):
             c.skipped += 1
             c.skip_reasons[events.reason] = c.skip_reasons.get(events.reason, 0) + 1
             log.debug("update %s of bot %s is not an interaction (%s): not recorded",
-                      getattr(item.update, "update_id", "?"), item.bot_id, events.reason)
+                      update_id_of(item), item.bot_id, events.reason)
         else:
             out.extend(events)
 
