@@ -1,7 +1,8 @@
 """The outer middleware on ``dp.update``: the hot path.
 
-It times the handler and puts the update's context on the writer's queue; the update
-itself is read later, in the writer thread. Nothing here awaits I/O. The bot's own
+It times the handler and puts the update's context on the writer's queue, once the
+context has read what the writer needs of the update and let go of it (the rest, intents,
+sentiment and the insert, happens in the writer's thread). Nothing here awaits I/O. The bot's own
 exceptions pass through untouched; the plugin's own failures are logged and counted,
 never raised.
 
