@@ -324,3 +324,31 @@ async def test_a_queued_context_holds_what_the_writer_needs_not_the_update(
     assert [tuple(r) for r in stored] == [
         (10, 7, "hello", None, None, "got hello", 1),
         (11, 7, "/fail now", "/fail", "RuntimeError", "got /fail now", 1)]
+
+
+async def test_a_survey_failure_does_not_lose_the_interaction(
+        database_url: str, tmp_path: Path) -> None:
+    """With surveys on, the context goes through finish(): a failure while noting the
+    update for surveys is counted, and the interaction is still queued and stored."""
+    analytics = Analytics(make_settings(database_url, tmp_path,
+                                        feedback={"enabled": True}))
+    assert analytics.surveys.active
+
+    def broken(ctx: UpdateContext) -> None:
+        raise RuntimeError("surveys are broken")
+
+    analytics.surveys.after_update = broken  # type: ignore[method-assign]
+    dp = Dispatcher()
+
+    @dp.message()
+    async def handler(message: Message) -> None:
+        await message.answer("ok")
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await analytics.start()
+    await dp.feed_update(bot, message_update(bot, 21, "hello"))
+    assert analytics.health()["capture_failures"] == 1
+    await analytics.close()
+    stored = rows(database_url, "SELECT update_id, text, response_text FROM interactions")
+    assert [tuple(r) for r in stored] == [(21, "hello", "ok")]

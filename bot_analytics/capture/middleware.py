@@ -188,10 +188,13 @@ def finish(plugin: Analytics, ctx: UpdateContext) -> None:
     """Queue the context of an update whose handler is done. Never raises."""
     writer = plugin.writer
     writer.counters.updates += 1
-    try:
-        if plugin.surveys.active:
+    if plugin.surveys.active:  # before detach(): it reads the update
+        try:
             plugin.surveys.after_update(ctx)
-        ctx.detach()
+        except Exception:
+            ctx._failed("noting for surveys update")
+    ctx.detach()
+    try:
         writer.put(ctx)
     except Exception:
         ctx._failed("recording update")
