@@ -5,7 +5,7 @@ one process with a session that does not go on the network. Prints the time rati
 
     python benchmarks/bench_hot_path.py [--updates 20000] [--block 500] [--runs 10]
                                         [--control] [--hooks] [--minimal]
-                                        [--session wire|memory] [--no-pin]
+                                        [--session wire|memory] [--no-pin] [--parse]
 
 The session (``--session``): ``wire``, the default, does for each request what aiogram's
 HTTP session does except the round trip: it builds and encodes the request body and
@@ -21,6 +21,14 @@ of those rebuilds fall in one side's blocks depends on when each side's collecti
 happen, and one rebuild more or less in a block of 500 updates moves that block by 3%.
 The benchmark keeps the classes it uses alive (``--no-pin`` leaves them to the cache)
 and prints how many were built during the timed blocks.
+
+With ``--parse`` each side parses every update from its JSON form inside the timed
+blocks, as a polling or webhook bot does, instead of getting updates built before the
+run. Built beforehand, the updates live through the whole run on both sides, so the
+benchmark charges the capture for reading an update when its handler is done
+(``UpdateContext.detach``) but cannot show what that saves: without it, the updates
+waiting for the writer are what the garbage collector keeps walking
+(``benchmarks/bench_gc.py``).
 
 The handler has no filter: aiogram runs synchronous filters such as ``F.text`` in a
 worker thread, and the timing of that hand-off would swamp the few microseconds
@@ -75,18 +83,25 @@ WORDS = ["hello", "where", "is", "my", "order", "great", "service", "refund", "p
          "thanks", "price", "premium", "human", "late", "delivery"]
 
 
-def make_updates(n: int, *bots: Bot) -> list[list[Update]]:
-    """The same ``n`` updates for each bot, created in turns so that no bot's updates
-    are all older in memory than another's."""
+def raw_updates(n: int) -> list[dict[str, Any]]:
+    """``n`` message updates as Telegram sends them (parsed JSON)."""
     rng = random.Random(1)
-    out: list[list[Update]] = [[] for _ in bots]
+    out = []
     for i in range(n):
         uid = rng.randint(1, 5000)
         text = " ".join(rng.choices(WORDS, k=rng.randint(2, 12)))
-        raw = {"update_id": i + 1, "message": {
+        out.append({"update_id": i + 1, "message": {
             "message_id": i + 1, "date": 1, "text": text,
             "chat": {"id": uid, "type": "private", "first_name": "U"},
-            "from": {"id": uid, "is_bot": False, "first_name": "U", "language_code": "en"}}}
+            "from": {"id": uid, "is_bot": False, "first_name": "U", "language_code": "en"}}})
+    return out
+
+
+def make_updates(n: int, *bots: Bot) -> list[list[Update]]:
+    """The same ``n`` updates for each bot, created in turns so that no bot's updates
+    are all older in memory than another's."""
+    out: list[list[Update]] = [[] for _ in bots]
+    for raw in raw_updates(n):
         for updates, bot in zip(out, bots, strict=True):
             updates.append(Update.model_validate(raw, context={"bot": bot}))
     return out
@@ -203,8 +218,8 @@ async def minimal_requests(make_request: Any, bot: Any, method: Any) -> Any:
     return response
 
 
-async def compare(n: int, block: int, session: str,
-                  mode: str = "analytics") -> tuple[float, float, float, str]:
+async def compare(n: int, block: int, session: str, mode: str = "analytics",
+                  parse: bool = False) -> tuple[float, float, float, str]:
     """Seconds per update through a bare dispatcher and through the second one, the
     median over the pairs of blocks of the second's time over the bare one's, and what
     analytics stored. The second dispatcher has analytics set up (``analytics``), is as
@@ -214,7 +229,12 @@ async def compare(n: int, block: int, session: str,
     # Each dispatcher has a bot of its own: the bare one's session has no middleware.
     bare_bot = Bot("42:BENCH", session=SESSIONS[session]())
     bot = Bot("42:BENCH", session=SESSIONS[session]())
-    bare_updates, updates = make_updates(n, bare_bot, bot)
+    bare_updates: list[Any]
+    updates: list[Any]
+    if parse:  # each side parses the same dicts while it is timed
+        bare_updates = updates = raw_updates(n)
+    else:
+        bare_updates, updates = make_updates(n, bare_bot, bot)
     bare = dispatcher()
     second = dispatcher()
     analytics = tmp = None
@@ -237,17 +257,24 @@ async def compare(n: int, block: int, session: str,
         if analytics is not None:
             await analytics.flush(60)
 
+    def as_update(u: Any, b: Bot) -> Update:
+        return Update.model_validate(u, context={"bot": b}) if parse else u
+
     for v, u in zip(bare_updates[:block], updates[:block], strict=True):  # warm-up
-        await bare.feed_update(bare_bot, v)
-        await second.feed_update(bot, u)
+        await bare.feed_update(bare_bot, as_update(v, bare_bot))
+        await second.feed_update(bot, as_update(u, bot))
     await drain()
 
-    async def timed(dp: Dispatcher, b: Bot, chunk: list[Update]) -> float:
+    async def timed(dp: Dispatcher, b: Bot, chunk: list[Any]) -> float:
         gc.collect()
         BUILDS.counting = True
         t = time.perf_counter()
-        for u in chunk:
-            await dp.feed_update(b, u)
+        if parse:
+            for raw in chunk:
+                await dp.feed_update(b, Update.model_validate(raw, context={"bot": b}))
+        else:
+            for u in chunk:
+                await dp.feed_update(b, u)
         t = time.perf_counter() - t
         BUILDS.counting = False
         return t
@@ -323,10 +350,11 @@ LABELS = {"analytics": "with analytics", "control": "control       ",
 
 
 async def run(n: int, block: int, runs: int, control: bool, hooks: bool, minimal: bool,
-              session: str, pin: bool) -> None:
+              session: str, pin: bool, parse: bool = False) -> None:
     print(f"{n:,} message updates through each dispatcher, alternating blocks of {block}; "
           f"{runs} runs, each with everything built afresh; {session} session; "
-          f"aiogram's Response classes {'kept alive' if pin else 'left to pydantic'}")
+          f"aiogram's Response classes {'kept alive' if pin else 'left to pydantic'}; "
+          + ("each update parsed while timed" if parse else "updates built before timing"))
     if pin:  # the two answers the session gives: a Message for sendMessage, else True
         PINNED.extend((Response[Message], Response[bool]))
     modes = ["analytics"] + ["control"] * control + ["hooks"] * hooks + ["minimal"] * minimal
@@ -334,7 +362,7 @@ async def run(n: int, block: int, runs: int, control: bool, hooks: bool, minimal
     medians: dict[str, list[float]] = {mode: [] for mode in modes}
     for i in range(runs):
         for mode in modes:
-            bare, second, median, stored = await compare(n, block, session, mode)
+            bare, second, median, stored = await compare(n, block, session, mode, parse)
             ratios[mode].append(second / bare)
             medians[mode].append(median)
             print(f"run {i + 1:2}: bare {bare * 1e6:6.1f} us/update, {LABELS[mode]} "
@@ -377,11 +405,14 @@ def main() -> None:
     p.add_argument("--no-pin", dest="pin", action="store_false",
                    help="leave aiogram's Response classes to pydantic's weak cache, so "
                         "that they are rebuilt after collections")
+    p.add_argument("--parse", action="store_true",
+                   help="parse each update from its JSON form inside the timed blocks, as a "
+                        "polling or webhook bot does, rather than building them all first")
     a = p.parse_args()
     if a.updates < a.block or a.block < 1 or a.runs < 1:
         p.error("--updates must be at least --block, and --block and --runs at least 1")
     asyncio.run(run(a.updates, a.block, a.runs, a.control, a.hooks, a.minimal, a.session,
-                    a.pin))
+                    a.pin, a.parse))
 
 
 if __name__ == "__main__":
