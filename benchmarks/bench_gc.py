@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import random
 import tempfile
 import threading
 import time
@@ -32,18 +31,18 @@ from typing import Any
 from aiogram import Bot
 from aiogram.methods.base import Response
 from aiogram.types import Message, Update
-from bench_hot_path import PINNED, WORDS, bench_analytics, dispatcher
+from bench_hot_path import PINNED, bench_analytics, dispatcher, raw_updates
 
 from bot_analytics.emulator import WireSession
 
 
 class Collections:
-    """Collections by generation while ``counting`` is set: how many, and seconds."""
+    """Every garbage collection while ``recording`` is set, in any thread: (generation,
+    seconds, thread name)."""
 
     def __init__(self) -> None:
-        self.counting = False
-        self.count = [0, 0, 0]
-        self.seconds = [0.0, 0.0, 0.0]
+        self.recording = False
+        self.seen: list[tuple[int, float, str]] = []
         self._started: dict[int, float] = {}
         gc.callbacks.append(self._note)
 
@@ -53,25 +52,19 @@ class Collections:
             self._started[me] = time.perf_counter()
             return
         took = time.perf_counter() - self._started.pop(me, time.perf_counter())
-        if self.counting:
-            self.count[info["generation"]] += 1
-            self.seconds[info["generation"]] += took
+        if self.recording:
+            self.seen.append((info["generation"], took, threading.current_thread().name))
+
+    def by_generation(self) -> tuple[list[int], list[float]]:
+        """How many collections of each generation, and the seconds they took."""
+        count, seconds = [0, 0, 0], [0.0, 0.0, 0.0]
+        for generation, took, _ in self.seen:
+            count[generation] += 1
+            seconds[generation] += took
+        return count, seconds
 
     def stop(self) -> None:
         gc.callbacks.remove(self._note)
-
-
-def raw_updates(n: int) -> list[dict[str, Any]]:
-    rng = random.Random(1)
-    out = []
-    for i in range(n):
-        uid = rng.randint(1, 5000)
-        text = " ".join(rng.choices(WORDS, k=rng.randint(2, 12)))
-        out.append({"update_id": i + 1, "message": {
-            "message_id": i + 1, "date": 1, "text": text,
-            "chat": {"id": uid, "type": "private", "first_name": "U"},
-            "from": {"id": uid, "is_bot": False, "first_name": "U", "language_code": "en"}}})
-    return out
 
 
 async def feed(with_analytics: bool, raws: list[dict[str, Any]], every: int) -> str:
@@ -87,7 +80,7 @@ async def feed(with_analytics: bool, raws: list[dict[str, Any]], every: int) -> 
         assert await analytics.flush(60)  # the schema is in place
     gc.collect()
     seen = Collections()
-    seen.counting = True
+    seen.recording = True
     start = time.perf_counter()
     for i, raw in enumerate(raws):
         await dp.feed_update(bot, Update.model_validate(raw, context={"bot": bot}))
@@ -99,17 +92,17 @@ async def feed(with_analytics: bool, raws: list[dict[str, Any]], every: int) -> 
         assert await analytics.flush(600)
         health = analytics.health()
         stored = f"; stored {health['written']:,}"
-    seen.counting = False
+    seen.recording = False
     seen.stop()
+    count, seconds = seen.by_generation()
     if analytics is not None and tmp is not None:
         await analytics.close()
         tmp.cleanup()
-    gens = ", ".join(f"gen {g} {seen.count[g]:,} ({seen.seconds[g] * 1000:,.0f} ms)"
-                     for g in range(3))
-    full = seen.count[2]
-    mean_full = f"; a full one {seen.seconds[2] / full * 1000:.0f} ms on average" if full else ""
+    gens = ", ".join(f"gen {g} {count[g]:,} ({seconds[g] * 1000:,.0f} ms)" for g in range(3))
+    full = count[2]
+    mean_full = f"; a full one {seconds[2] / full * 1000:.0f} ms on average" if full else ""
     return (f"{'with analytics' if with_analytics else 'bare':>14}: {elapsed:5.1f} s "
-            f"feeding; collections {gens}; {sum(seen.seconds) * 1000:,.0f} ms in all"
+            f"feeding; collections {gens}; {sum(seconds) * 1000:,.0f} ms in all"
             f"{mean_full}{stored}")
 
 

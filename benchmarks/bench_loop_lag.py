@@ -28,42 +28,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from bench_gc import Collections
 from bench_pipeline import captured, interval_ms
 
 from bot_analytics import Analytics
 from bot_analytics.config import parse_settings
 from bot_analytics.events import Captured
-
-
-class Collections:
-    """Garbage collections longer than 2 ms, while ``recording`` is set: (generation,
-    milliseconds, thread name)."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.long: list[tuple[int, float, str]] = []
-        self._started: dict[int, float] = {}
-        gc.callbacks.append(self._note)
-
-    def _note(self, phase: str, info: dict[str, Any]) -> None:
-        me = threading.get_ident()
-        if phase == "start":
-            self._started[me] = time.perf_counter()
-            return
-        took = time.perf_counter() - self._started.pop(me, time.perf_counter())
-        if self.recording and took > 0.002:
-            self.long.append((info["generation"], took * 1000,
-                              threading.current_thread().name))
 
 
 async def probe(stop: asyncio.Event, period: float, lags: list[float]) -> None:
@@ -158,8 +136,9 @@ async def run(events: int, rounds: int, period: float, ms: float | None, compare
         print(f"  writer idle: {describe(idle)}")
         print(f"  writer busy: {describe(busy)}")
         print(f"  writer busy: {min(rates):,.0f} to {max(rates):,.0f} events/s stored")
-    if gcs.long:
-        listed = ", ".join(f"gen {g} {t:.0f} ms ({who})" for g, t, who in gcs.long)
+    long = [(g, t * 1000, who) for g, t, who in gcs.seen if t > 0.002]
+    if long:
+        listed = ", ".join(f"gen {g} {t:.0f} ms ({who})" for g, t, who in long)
         print(f"collections over 2 ms while busy: {listed}")
 
 

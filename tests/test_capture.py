@@ -32,6 +32,21 @@ def message_update(bot: Bot, update_id: int, text: str) -> Update:
         "chat": {"id": 7, "type": "private", "first_name": "Ann"}}}, context={"bot": bot})
 
 
+async def answering_ok(analytics: Analytics) -> tuple[Dispatcher, Bot]:
+    """A dispatcher whose one handler answers every message "ok", with ``analytics`` set
+    up and started, and a bot on an in-memory session."""
+    dp = Dispatcher()
+
+    @dp.message()
+    async def handler(message: Message) -> None:
+        await message.answer("ok")
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await analytics.start()
+    return dp, bot
+
+
 async def test_received_time_is_the_wall_clock_time_the_update_arrived(
         database_url: str, tmp_path: Path) -> None:
     analytics = Analytics(make_settings(database_url, tmp_path))
@@ -181,15 +196,7 @@ async def test_the_middleware_wakes_the_writer_for_a_full_batch_and_drops_past_t
         database_url: str, tmp_path: Path) -> None:
     analytics = Analytics(make_settings(database_url, tmp_path, writer={
         "flush_at": 3, "queue_size": 4, "flush_interval": 60}))
-    dp = Dispatcher()
-
-    @dp.message()
-    async def handler(message: Message) -> None:
-        await message.answer("ok")
-
-    analytics.setup(dp)
-    bot = Bot("42:TEST", session=MemorySession())
-    await analytics.start()
+    dp, bot = await answering_ok(analytics)
     await dp.feed_update(bot, message_update(bot, 1, "hi"))  # a bot seen for the first time
     assert await analytics.flush(10)
     for update_id in range(2, 7):  # back to back: the writer gets no turn in between
@@ -338,15 +345,7 @@ async def test_a_survey_failure_does_not_lose_the_interaction(
         raise RuntimeError("surveys are broken")
 
     analytics.surveys.after_update = broken  # type: ignore[method-assign]
-    dp = Dispatcher()
-
-    @dp.message()
-    async def handler(message: Message) -> None:
-        await message.answer("ok")
-
-    analytics.setup(dp)
-    bot = Bot("42:TEST", session=MemorySession())
-    await analytics.start()
+    dp, bot = await answering_ok(analytics)
     await dp.feed_update(bot, message_update(bot, 21, "hello"))
     assert analytics.health()["capture_failures"] == 1
     await analytics.close()
