@@ -16,6 +16,7 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.types import ErrorEvent, Message, Update
 
 from bot_analytics import Analytics, UpdateContext
+from bot_analytics.capture.extract import Facts
 from bot_analytics.capture.middleware import capture_middleware
 from bot_analytics.capture.requests import reply_middleware
 from bot_analytics.emulator import MemorySession
@@ -331,6 +332,71 @@ async def test_a_queued_context_holds_what_the_writer_needs_not_the_update(
     assert [tuple(r) for r in stored] == [
         (10, 7, "hello", None, None, "got hello", 1),
         (11, 7, "/fail now", "/fail", "RuntimeError", "got /fail now", 1)]
+
+
+def _message(update_id: int, **fields: Any) -> dict[str, Any]:
+    person = {"id": 5, "is_bot": False, "first_name": "Bo", "language_code": "de"}
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 1, "from": person,
+        "chat": {"id": -100, "type": "group", "title": "G"}, **fields}}
+
+
+async def test_what_the_middleware_reads_of_a_message_is_what_the_update_says(
+        database_url: str, tmp_path: Path) -> None:
+    """The middleware reads the usual message itself when it lets go of the update, and
+    leaves the others (a bot's, a channel's, one without a sender, a payment) to
+    detach(): each queued context says what its update said, and the rows agree."""
+    analytics = Analytics(make_settings(database_url, tmp_path, writer={
+        "flush_at": 100, "flush_interval": 60}))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def handler(message: Message) -> None:
+        return None
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await analytics.start()
+    assert await analytics.flush(10)
+    photo = [{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}]
+    paid = {"currency": "EUR", "total_amount": 1250, "invoice_payload": "plan",
+            "telegram_payment_charge_id": "tg1", "provider_payment_charge_id": "p1"}
+    raw = [
+        _message(1, text="/Start@shop_bot promo"),
+        _message(2, photo=photo, caption="/start in a caption"),
+        _message(3, text="hello there"),
+        _message(4, text="hi", **{"from": {"id": 6, "is_bot": False, "first_name": "C"}}),
+        _message(5, text="beep", **{"from": {"id": 9, "is_bot": True, "first_name": "B"}}),
+        _message(6, text="news", sender_chat={"id": -200, "type": "channel", "title": "C"}),
+        {"update_id": 7, "message": {"message_id": 7, "date": 1, "text": "anon",
+                                     "chat": {"id": -100, "type": "group", "title": "G"}}},
+        _message(8, successful_payment=paid),
+    ]
+    for update in raw:
+        await dp.feed_update(bot, Update.model_validate(update, context={"bot": bot}))
+    queued = list(analytics.writer._buf)
+    assert [c.update for c in queued] == [None] * 8
+    facts = [c.facts for c in queued]
+    read = [(f.event_type, f.member_id, f.chat_id, f.chat_type, f.language_code, f.text,
+             f.command, f.command_args, f.payment is not None)
+            if isinstance(f, Facts) else f.reason for f in facts]
+    assert read == [
+        ("message", 5, -100, "group", "de", "/Start@shop_bot promo", "/start", "promo",
+         False),
+        ("message", 5, -100, "group", "de", "/start in a caption", None, None, False),
+        ("message", 5, -100, "group", "de", "hello there", None, None, False),
+        ("message", 6, -100, "group", None, "hi", None, None, False),
+        "from_bot", "sender_chat", "no_sender",
+        ("successful_payment", 5, -100, "group", "de", None, None, None, True)]
+    await analytics.close()
+    stored = rows(database_url, "SELECT update_id, event_type, member_id, language_code, "
+                                "text, command FROM interactions ORDER BY update_id")
+    assert [tuple(r) for r in stored] == [
+        (1, "message", 5, "de", "/Start@shop_bot promo", "/start"),
+        (2, "message", 5, "de", "/start in a caption", None),
+        (3, "message", 5, "de", "hello there", None),
+        (4, "message", 6, None, "hi", None),
+        (8, "successful_payment", 5, "de", None, None)]
 
 
 async def test_a_survey_failure_does_not_lose_the_interaction(

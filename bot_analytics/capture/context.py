@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from ..events import Captured, ConversionEvent, Skipped, conversion_event
 from .extract import (
     Facts,
+    MessageRead,
     Request,
     facts_target,
     is_reply,
+    message_facts,
     read_request,
     read_update,
     reply_target,
@@ -110,10 +112,11 @@ class UpdateContext:
     # which set every slot but r_method, r_chat and r_text (a slot added here is set in
     # both): those are set with r_at, by the first request.
     _plugin: Analytics
-    #: The aiogram Update while the update is handled; None once :meth:`detach` has read
-    #: what the writer needs of it (``_read``, ``_update_id``, set only then).
+    #: The aiogram Update while the update is handled; None once :meth:`detach` (or the
+    #: capture middleware, for the usual message) has read what the writer needs of it
+    #: (``_read``, ``_update_id``, set only then; see :meth:`_read_facts`).
     update: Any
-    _read: Facts | Skipped
+    _read: Facts | Skipped | MessageRead
     _update_id: int
     bot: Any
     ident: tuple[int, str]  #: (bot id, tenant)
@@ -181,6 +184,14 @@ class UpdateContext:
             return
         self.update = None
 
+    def _read_facts(self) -> Facts | Skipped:
+        """What was read of the update when it was let go, as Facts (the capture
+        middleware keeps the usual message's as a :data:`~.extract.MessageRead`)."""
+        read = self._read
+        if type(read) is tuple:
+            read = self._read = message_facts(read)
+        return read  # type: ignore[return-value]
+
     def record(self, wall_offset: float) -> Captured:
         """What the writer stores of this update once its handler is done.
         ``wall_offset`` turns ``perf_counter`` readings into epoch seconds."""
@@ -195,7 +206,7 @@ class UpdateContext:
             self.handled, self.error, (self.t_end - t0) * 1000.0,  # type: ignore[operator]
             text, None if first is None else (first - t0) * 1000.0, count,
             self.escalated, self.intent,
-            *((self._read, self._update_id) if update is None else ()))
+            *((self._read_facts(), self._update_id) if update is None else ()))
 
     def _late(self, what: str) -> bool:
         """True when the handler has already returned: the interaction is on its way to
@@ -221,7 +232,8 @@ class UpdateContext:
         """What the update says (read on first use: the hot path does not need it)."""
         marks = self.marks
         if marks.facts is None:
-            marks.facts = read_update(self.update) if self.update is not None else self._read
+            marks.facts = read_update(self.update) if self.update is not None else \
+                self._read_facts()
         return marks.facts
 
     @property
@@ -377,7 +389,7 @@ class UpdateContext:
         try:
             update = self.update
             kind, chat = reply_target(update) if update is not None else \
-                facts_target(self._read)
+                facts_target(self._read_facts())
             if kind is not None:  # else nothing can answer this update
                 for request in requests:
                     if is_reply(request, kind, chat):

@@ -66,15 +66,33 @@ def _message_facts(msg: Any, event_type: str) -> Facts | Skipped:
     if skip is not None:
         return skip
     chat = msg.chat
-    text = msg.text if msg.text is not None else msg.caption
+    return _text_facts(event_type, user.id, chat.id, chat.type, user.language_code, msg.text,
+                       msg.caption, msg.successful_payment)
+
+
+def _text_facts(event_type: str, member_id: int, chat_id: int, chat_type: str,
+                language_code: str | None, text: str | None, caption: str | None,
+                payment: Any) -> Facts:
     command = args = None
-    payment = msg.successful_payment
     if payment is not None:
         event_type = "successful_payment"
-    elif text and msg.text is not None:
+    elif text:
         command, args = parse_command(text)
-    return Facts(event_type, user.id, chat.id, chat.type, user.language_code, text,
-                 command, args, payment=payment)
+    return Facts(event_type, member_id, chat_id, chat_type, language_code,
+                 text if text is not None else caption, command, args, payment=payment)
+
+
+#: What the capture middleware reads of the usual update, a message from a person that is
+#: not a payment, once its handler is done: (member id, chat id, chat type, language code,
+#: text, caption). A tuple takes the hot path a fraction of the steps :func:`read_update`
+#: and a :class:`Facts` do; :func:`message_facts` makes the Facts in the writer.
+MessageRead = tuple[int, int, str, str | None, str | None, str | None]
+
+
+def message_facts(read: MessageRead) -> Facts:
+    """The Facts of a message update from what the capture middleware read of it: the
+    same as :func:`read_update` gives for the update."""
+    return _text_facts("message", *read, None)
 
 
 def read_update(update: Any) -> Facts | Skipped:
