@@ -399,6 +399,43 @@ async def test_what_the_middleware_reads_of_a_message_is_what_the_update_says(
         (8, "successful_payment", 5, "de", None, None)]
 
 
+async def test_what_a_handler_read_of_the_update_is_not_read_again(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler that asks for the member reads the update once; letting go of it once
+    the handler is done reuses that rather than reading the update a second time."""
+    from bot_analytics.capture import context
+
+    reads: list[int] = []
+    real = context.read_update
+
+    def counted(update: Any) -> Any:
+        reads.append(update.update_id)
+        return real(update)
+
+    monkeypatch.setattr(context, "read_update", counted)
+    analytics = Analytics(make_settings(database_url, tmp_path))
+    dp = Dispatcher()
+    asked: list[int | None] = []
+
+    @dp.callback_query()
+    async def on_button(query: Any, analytics: UpdateContext) -> None:
+        asked.append(analytics.member_id)
+
+    analytics.setup(dp)
+    bot = Bot("42:TEST", session=MemorySession())
+    await analytics.start()
+    person = {"id": 7, "is_bot": False, "first_name": "Ann"}
+    await dp.feed_update(bot, Update.model_validate({"update_id": 31, "callback_query": {
+        "id": "q1", "from": person, "chat_instance": "c", "data": "buy",
+        "message": {"message_id": 1, "date": 1, "text": "menu",
+                    "chat": {"id": 7, "type": "private", "first_name": "Ann"}}}},
+        context={"bot": bot}))
+    assert asked == [7] and reads == [31]
+    await analytics.close()
+    stored = rows(database_url, "SELECT update_id, event_type, member_id FROM interactions")
+    assert [tuple(r) for r in stored] == [(31, "callback_query", 7)]
+
+
 async def test_a_survey_failure_does_not_lose_the_interaction(
         database_url: str, tmp_path: Path) -> None:
     """With surveys on, the context goes through finish(): a failure while noting the

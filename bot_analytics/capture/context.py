@@ -173,12 +173,15 @@ class UpdateContext:
         objects held until the writer's batch outlive the garbage collector's younger
         generations, and a bot whose updates do that collects many times as often,
         fully every few thousand updates (``benchmarks/bench_gc.py``). Never raises: an
-        update that cannot be read is kept, for the writer to read and count."""
+        update that cannot be read is kept, for the writer to read and count. Facts a
+        handler has already read (:attr:`facts`) are not read again; a ``Skipped`` there
+        may stand for a context the plugin could not make, so the update is read then."""
         update = self.update
         if update is None:
             return
+        known = None if self._marks is None else self._marks.facts
         try:
-            self._read = read_update(update)
+            self._read = known if isinstance(known, Facts) else read_update(update)
             self._update_id = update.update_id
         except Exception:
             return
