@@ -25,10 +25,10 @@ and prints how many were built during the timed blocks.
 With ``--parse`` each side parses every update from its JSON form inside the timed
 blocks, as a polling or webhook bot does, instead of getting updates built before the
 run. Built beforehand, the updates live through the whole run on both sides, so the
-benchmark charges the capture for reading an update when its handler is done
-(``UpdateContext.detach``) but cannot show what that saves: without it, the updates
-waiting for the writer are what the garbage collector keeps walking
-(``benchmarks/bench_gc.py``).
+benchmark charges the capture for reading an update when its handler is done (in the
+capture middleware, or ``UpdateContext.detach``) but cannot show what that saves:
+without it, the updates waiting for the writer are what the garbage collector keeps
+walking (``benchmarks/bench_gc.py``).
 
 The handler has no filter: aiogram runs synchronous filters such as ``F.text`` in a
 worker thread, and the timing of that hand-off would swamp the few microseconds
