@@ -26,9 +26,9 @@ def test_db_upgrade_and_current(database_url: str, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path, database_url)
     assert main(["-c", str(cfg), "db", "current"]) == 0
-    assert "revision (none), behind: head is 0010" in capsys.readouterr().out
+    assert "revision (none), behind: head is 0011" in capsys.readouterr().out
     assert main(["-c", str(cfg), "db", "upgrade"]) == 0
-    assert "database at revision 0010" in capsys.readouterr().out
+    assert "database at revision 0011" in capsys.readouterr().out
     assert main(["-c", str(cfg), "db", "current"]) == 0
     assert "up to date" in capsys.readouterr().out
 

@@ -135,6 +135,31 @@ async def test_sessions_split_after_exactly_the_timeout(database_url: str,
     assert sid[10] not in (sid[0], sid[2])
 
 
+async def test_a_session_is_read_by_its_member_as_the_schema_doc_shows(
+        database_url: str, tmp_path: Path) -> None:
+    """session_id has no index of its own; docs/schema.md's query names the member,
+    and the member index finds the session's rows."""
+    a = Analytics(make_settings(database_url, tmp_path))
+    for i, minutes in enumerate([0, 10, 50]):  # 40 minutes apart: a second session
+        a.writer.put(event(i, member=7, ts=T0 + timedelta(minutes=minutes)))
+    a.writer.put(event(3, member=8, ts=T0))
+    await a.close()
+    start_ms = 1772409000000  # 2026-03-01 23:50 UTC in epoch milliseconds
+    query = ("SELECT update_id FROM interactions WHERE tenant_id = 'default' AND bot_id = 42"
+             f" AND member_id = 7 AND session_id = '42-7-7-{start_ms}' ORDER BY ts")
+    assert [r.update_id for r in rows(database_url, query)] == [0, 1]
+    engine = db.create_db_engine(database_url)
+    indexed = {tuple(ix["column_names"])
+               for ix in sa.inspect(engine).get_indexes("interactions")}
+    assert ("session_id",) not in indexed
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + query))
+        assert "ix_interactions_bot_member_ts" in plan, plan
+    engine.dispose()
+
+
 async def test_open_session_continues_after_restart(database_url: str, tmp_path: Path) -> None:
     first = Analytics(make_settings(database_url, tmp_path))
     first.writer.put(event(1, member=7, ts=T0))

@@ -80,7 +80,10 @@ class Interaction(SQLModel, table=True):
     response_text: str | None = Field(default=None, sa_type=sa.Text)
     response_time_ms: float | None = Field(default=None, sa_type=sa.Float)
     reply_count: int = Field(default=0, sa_type=sa.Integer)
-    session_id: str | None = Field(default=None, sa_type=sa.String(64), index=True)
+    # Not indexed on its own (migration 0011): the ids begin with the bot and chat, so
+    # each batch's inserts landed all over such an index. A session is found through
+    # the member index, as the id names its member (docs/schema.md).
+    session_id: str | None = Field(default=None, sa_type=sa.String(64))
     escalated: bool = Field(default=False, sa_type=sa.Boolean)
     monetization_event: bool = Field(default=False, sa_type=sa.Boolean)
 
