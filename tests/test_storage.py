@@ -14,6 +14,7 @@ from bot_analytics import Analytics
 from bot_analytics.events import MemberEvent
 from bot_analytics.storage import db
 from bot_analytics.storage.models import metadata
+from bot_analytics.storage.queries import BatchStore
 
 from .conftest import make_settings, rows
 from .test_writer import event
@@ -157,6 +158,17 @@ async def test_a_session_is_read_by_its_member_as_the_schema_doc_shows(
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
                 "EXPLAIN QUERY PLAN " + query))
         assert "ix_interactions_bot_member_ts" in plan, plan
+        # So does the count of the pages a buyer saw in the session of the purchase.
+        stmt = BatchStore.session_so_far({"tenant_id": "default", "bot_id": 42,
+                                          "member_id": 7, "ts": T0}, f"42-7-7-{start_ms}")
+        compiled = stmt.compile(dialect=engine.dialect)
+        params = tuple(db._sqlite_ts(compiled.params[k]) for k in compiled.positiontup)
+        with engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + compiled.string, params))
+            got = conn.execute(stmt).one()
+        assert "ix_interactions_bot_member_ts" in plan, plan
+        assert got[1] == 1  # the session's first interaction, at T0
     engine.dispose()
 
 

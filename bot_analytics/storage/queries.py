@@ -172,17 +172,24 @@ class BatchStore:
                    t.event_type.not_in(NOT_TRIGGERS))
             .order_by(t.ts.desc(), t.id.desc()).limit(1)).first()
 
+    @staticmethod
+    def session_so_far(c: dict[str, Any], session_id: str | None) -> sa.Select[Any]:
+        """The start and the number of interactions of the trigger's session up to the
+        conversion ``c``. ``session_id`` has no index of its own: naming the member lets
+        the member index find the rows."""
+        t = INTERACTIONS.c
+        return (sa.select(sa.func.min(t.ts), sa.func.count())
+                .where(t.tenant_id == c["tenant_id"], t.bot_id == c["bot_id"],
+                       t.member_id == c["member_id"], t.session_id == session_id,
+                       t.ts <= c["ts"]))
+
     def _write_conversion(self, conn: Connection, c: dict[str, Any]) -> None:
         trigger = self._trigger(conn, c)
         row = {**c, "interaction_id": None, "intent": None, "intent_score": None,
                "trigger_text": None, "bot_message": None, "pages_visited": None,
                "time_to_conversion_s": None}
         if trigger is not None:
-            t = INTERACTIONS.c
-            start, pages = conn.execute(
-                sa.select(sa.func.min(t.ts), sa.func.count())
-                .where(t.tenant_id == c["tenant_id"], t.bot_id == c["bot_id"],
-                       t.session_id == trigger.session_id, t.ts <= c["ts"])).one()
+            start, pages = conn.execute(self.session_so_far(c, trigger.session_id)).one()
             row.update(interaction_id=trigger.id, intent=trigger.intent,
                        intent_score=trigger.intent_confidence, trigger_text=trigger.text,
                        bot_message=trigger.response_text, pages_visited=pages,
