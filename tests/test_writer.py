@@ -245,8 +245,7 @@ async def test_a_refused_derived_row_is_not_counted_as_a_lost_event(tmp_path: Pa
     for i in (1, 2):
         a.writer.put(event(i))
     start = event(3, text="/start promo")
-    a.writer.put(type(start)(**{k: getattr(start, k) for k in start.__slots__}
-                             | {"command": "/start", "command_args": "promo"}))
+    a.writer.put(start._replace(command="/start", command_args="promo"))
     await a.close()
     assert stored_ids(url) == [1, 2, 3]  # every interaction, the /start one included
     h = a.health()
