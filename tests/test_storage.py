@@ -85,8 +85,8 @@ def test_batch_writes_store_times_as_sqlalchemy_does(database_url: str) -> None:
     with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
         db.insert_ignore(conn, OPT_OUTS, [{"tenant_id": "batch", "member_id": 9,
                                            "ts": datetime(2026, 1, 1)}])
-    # The same instants again, given in another zone, and a naive time equal in its
-    # fields to one of them: still refused.
+    # The same instants again, given in another zone (their text is remembered from the
+    # first insert), and a naive time equal in its fields to one of them: still refused.
     again = [t.astimezone(timezone(timedelta(hours=-5))) for t in times]
     with engine.begin() as conn:
         db.insert_ignore(conn, OPT_OUTS, [{"tenant_id": "again", "member_id": i, "ts": t}

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import resources
 from operator import itemgetter
 from pathlib import Path
@@ -78,17 +79,19 @@ def _sqlite_ts(value: Any) -> Any:
     'YYYY-MM-DD HH:MM:SS.ffffff'."""
     if not isinstance(value, datetime):
         return value
-    if value.tzinfo is UTC:  # the writer's own times: the text without '+00:00'
-        return value.isoformat(" ", "microseconds")[:26]
     return _sqlite_text(value)
 
 
+@lru_cache(maxsize=8192)
 def _sqlite_text(value: datetime) -> str:
-    """:func:`_sqlite_ts` of a datetime in a zone other than :data:`datetime.UTC`; a
-    naive one raises."""
-    if value.tzinfo is None:
-        raise naive_datetime_error(value)
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    """:func:`_sqlite_ts` of an aware datetime. Remembered: a batch's member rows carry
+    the same times as its interactions. Equal aware datetimes are the same instant, so
+    they share one text; a naive one raises and is not remembered."""
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise naive_datetime_error(value)
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _ts_converter(dialect: Any) -> Callable[[Any], Any]:
