@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot_analytics.config import IntentRule
 from bot_analytics.events import InteractionEvent
-from bot_analytics.nlp.intents import DefaultIntentDetector, Prediction
+from bot_analytics.nlp.intents import DefaultIntentDetector, Prediction, RuleSet
 from bot_analytics.nlp.redact import clean_text, iban_valid, luhn_valid, redact
 from bot_analytics.nlp.sentiment import VaderAnalyzer, label_for, mostly_latin
 
@@ -158,6 +161,31 @@ def test_rule_order_commands_callbacks_and_fixed_intents() -> None:
         "/start", "escalate", "refund", "escalate", "smalltalk", "gift", "purchase",
         "callback", "payment", "checkout", "media"]
     assert got[4] == Prediction("smalltalk", 0.7)
+
+
+RULES = {"greeting": IntentRule(keywords=["hi", "Real Person"]),
+         "refund": IntentRule(keywords=["refund", "how much"]),
+         "stop": IntentRule(keywords=["stop", "kelvin"]),
+         "cafe": IntentRule(keywords=["café"]),
+         "money": IntentRule(keywords=["pay"], patterns=[r"money\s+back"])}
+FRAGMENTS = ["hi", "HI", "Hi!", "this", "hilarious", "real person", "REAL  PERSON",
+             "ReFuNd", "refunded", "how much", "How Much?", "STOP", "ſtop", "\u212aelvin",
+             "KELVIN", "café", "CAFÉ", "cafe", "PAY", "money back", "MONEY\tback", " ", ",",
+             "\u200b", "é"]
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=3), max_size=8).map("".join))
+def test_rules_match_as_their_regular_expressions_do(text: str) -> None:
+    """The rules skip the regex of a keyword rule whose keywords an ASCII text does not
+    hold; the intent must be the one the rules' regular expressions give on their own."""
+    expected = None
+    for intent, rule in RULES.items():
+        alternatives = [r"\b" + re.escape(k) + r"\b" for k in rule.keywords] + \
+            [f"(?:{p})" for p in rule.patterns]
+        if re.search("|".join(alternatives), text, re.IGNORECASE):
+            expected = intent
+            break
+    assert RuleSet(RULES).match(text) == expected
 
 
 def test_without_a_model_unmatched_text_is_unknown() -> None:

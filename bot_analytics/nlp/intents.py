@@ -50,9 +50,12 @@ class RuleSet:
     matches a text wins. Keywords match whole words, case-insensitively."""
 
     def __init__(self, rules: Mapping[str, IntentRule]):
-        self._compiled: list[tuple[str, re.Pattern[str]]] = []
+        #: (intent, regex, needles): ``needles`` are the rule's keywords in lower case
+        #: when it has only keywords, all of them ASCII; otherwise None.
+        self._compiled: list[tuple[str, re.Pattern[str], tuple[str, ...] | None]] = []
         for intent, rule in rules.items():
-            parts = [r"\b" + re.escape(k.strip()) + r"\b" for k in rule.keywords if k.strip()]
+            keywords = [k.strip() for k in rule.keywords if k.strip()]
+            parts = [r"\b" + re.escape(k) + r"\b" for k in keywords]
             for pattern in rule.patterns:
                 try:
                     re.compile(pattern)
@@ -62,13 +65,27 @@ class RuleSet:
                         f"{pattern!r}: {exc}") from None
                 parts.append(f"(?:{pattern})")
             if parts:
-                self._compiled.append((intent, re.compile("|".join(parts), re.IGNORECASE)))
+                needles = (tuple(k.lower() for k in keywords)
+                           if not rule.patterns and all(k.isascii() for k in keywords)
+                           else None)
+                self._compiled.append((intent, re.compile("|".join(parts), re.IGNORECASE),
+                                       needles))
 
     def __bool__(self) -> bool:
         return bool(self._compiled)
 
     def match(self, text: str) -> str | None:
-        for intent, regex in self._compiled:
+        # A regular expression tries each position of the text in turn, once per rule.
+        # In an ASCII text, an ASCII keyword matches, in any case, only where the text
+        # in lower case holds it: a rule none of whose keywords is there is skipped.
+        lowered = text.lower() if text.isascii() else None
+        for intent, regex, needles in self._compiled:
+            if lowered is not None and needles is not None:
+                for needle in needles:
+                    if needle in lowered:
+                        break
+                else:
+                    continue
             if regex.search(text):
                 return intent
         return None
