@@ -41,6 +41,13 @@ SENTENCES = [
 ]
 
 
+#: The intent rules of the benchmark's bot (config.yaml's ``intents.rules``).
+RULES = {"escalate": {"keywords": ["human", "agent"]},
+         "refund": {"keywords": ["refund", "cancel"]},
+         "delivery": {"keywords": ["order", "delivery", "ship"]},
+         "pricing": {"keywords": ["how much", "premium"]}}
+
+
 def pool(size: int) -> list[Update]:
     rng = random.Random(5)
     out = []
@@ -88,11 +95,7 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
         "database": {"url": url, "auto_migrate": True},
         "writer": {"spool_path": str(work / "spool"), "flush_at": flush_at,
                    "max_batch": max_batch, "switch_interval_ms": switch_ms},
-        "sentiment": {"helper_process": helper},
-        "intents": {"rules": {"escalate": {"keywords": ["human", "agent"]},
-                              "refund": {"keywords": ["refund", "cancel"]},
-                              "delivery": {"keywords": ["order", "delivery", "ship"]},
-                              "pricing": {"keywords": ["how much", "premium"]}}}}))
+        "sentiment": {"helper_process": helper}, "intents": {"rules": RULES}}))
     await analytics.start()
     await analytics.flush(60)
     # Built before the clock starts: making updates is the bot's (aiogram's) work.
