@@ -46,8 +46,8 @@ class InteractionEvent(NamedTuple):
 
     ``text`` is the raw text as received; it is redacted (or dropped) by the writer
     before anything is stored or spooled. A tuple, as :class:`Captured` is: the writer
-    makes one per update, and a frozen dataclass took 2.5 µs to make, where this takes
-    0.7 µs.
+    makes one per update, and a frozen dataclass, which sets each field through
+    ``object.__setattr__``, took over three times as long to make.
     """
 
     tenant_id: str
