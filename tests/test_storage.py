@@ -9,6 +9,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot_analytics import Analytics
 from bot_analytics.events import MemberEvent
@@ -99,6 +101,33 @@ def test_batch_writes_store_times_as_sqlalchemy_does(database_url: str) -> None:
         db.insert_ignore(conn, OPT_OUTS, [{"tenant_id": "batch", "member_id": 9,
                                            "ts": times[1].replace(tzinfo=None)}])
     engine.dispose()
+
+
+zones = st.just(UTC) | st.builds(timezone, st.timedeltas(
+    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)))
+
+
+@given(st.lists(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 1, 1),
+                             timezones=zones), max_size=20))
+def test_sqlite_text_of_a_time_is_its_utc_isoformat(times: list[datetime]) -> None:
+    """The batch inserts' text of a timestamp, which keeps the text of each second seen
+    lately, is the UTC wall time's isoformat with six decimals, whatever came before."""
+    for t in times + times[::-1]:  # each second again, from the kept texts
+        assert db._sqlite_ts(t) == \
+            t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def test_sqlite_text_tells_apart_times_one_field_apart() -> None:
+    base = datetime(2026, 3, 1, 12, 30, 15, 250, tzinfo=UTC)
+    times = [base] + [base.replace(**{field: value}) for field, value in [
+        ("year", 2027), ("month", 4), ("day", 2), ("hour", 13), ("minute", 31),
+        ("second", 16), ("microsecond", 251)]] + [base]
+    assert [db._sqlite_ts(t) for t in times] == [
+        "2026-03-01 12:30:15.000250", "2027-03-01 12:30:15.000250",
+        "2026-04-01 12:30:15.000250", "2026-03-02 12:30:15.000250",
+        "2026-03-01 13:30:15.000250", "2026-03-01 12:31:15.000250",
+        "2026-03-01 12:30:16.000250", "2026-03-01 12:30:15.000251",
+        "2026-03-01 12:30:15.000250"]
 
 
 def test_batch_rows_without_some_columns_store_null_there(database_url: str) -> None:
