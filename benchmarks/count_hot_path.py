@@ -89,15 +89,16 @@ class HooksObjectRequests(BaseRequestMiddleware):
 CALLBACK = ctypes.CFUNCTYPE(None)
 
 
-def counted(drive: Any, block: list[Update]) -> None:
-    """``drive`` each update of ``block`` from inside a ctypes callback. ctypes prints
-    and drops what a callback raises, so the error is carried out and raised here."""
+def counted(drive: Any, block: list[Any]) -> None:
+    """``drive`` each item of ``block`` (here, an update) from inside a ctypes callback.
+    ctypes prints and drops what a callback raises, so the error is carried out and
+    raised here."""
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            for update in block:
-                drive(update)
+            for item in block:
+                drive(item)
         except BaseException as error:
             errors.append(error)
 

@@ -4,8 +4,9 @@ sessions, and storing them in SQLite, for the same records ``bench_pipeline.py``
 (VADER is left out: it runs in a helper process of its own by default). Wall-clock
 throughput moves by a fifth from run to run on a busy machine; instruction counts do not.
 
-Each batch is prepared and stored from inside a ctypes callback, in this thread, so that
-callgrind counts only that work when it collects inside ``closure_fcn``::
+Each batch is prepared and stored from inside a ctypes callback, in this thread
+(``count_hot_path.counted``), so that callgrind counts only that work when it collects
+inside ``closure_fcn``::
 
     PYTHONHASHSEED=0 valgrind --tool=callgrind --toggle-collect=closure_fcn \\
         --callgrind-out-file=out.writer python benchmarks/count_writer.py
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import shutil
 import tempfile
 import time
@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from bench_pipeline import RULES, captured
+from count_hot_path import counted
 
 from bot_analytics import Analytics
 from bot_analytics.config import parse_settings
-
-#: A C callback without arguments or result: callgrind collects inside ``closure_fcn``.
-CALLBACK = ctypes.CFUNCTYPE(None)
 
 
 async def main(n: int, batch: int) -> None:
@@ -45,22 +43,15 @@ async def main(n: int, batch: int) -> None:
     await analytics.flush(60)  # the database is prepared before anything is counted
     writer = analytics.writer
     records = captured(n)
-    errors: list[BaseException] = []
+
+    def store(items: list[Any]) -> None:
+        prepared = writer._prepare(items)
+        writer._store(prepared)
+        prepared.complete()
+
     start = time.perf_counter()
     for k in range(0, n, batch):
-        items = records[k:k + batch]
-
-        def store(items: list[Any] = items) -> None:
-            try:
-                prepared = writer._prepare(items)
-                writer._store(prepared)
-                prepared.complete()
-            except BaseException as error:  # ctypes prints and drops what a callback raises
-                errors.append(error)
-
-        CALLBACK(store)()
-        if errors:
-            raise errors[0]
+        counted(store, [records[k:k + batch]])  # one batch inside one callback
     elapsed = time.perf_counter() - start
     written = analytics.health()["written"]
     await analytics.close()
