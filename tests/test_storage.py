@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -128,6 +129,39 @@ def test_sqlite_text_tells_apart_times_one_field_apart() -> None:
         "2026-03-01 13:30:15.000250", "2026-03-01 12:31:15.000250",
         "2026-03-01 12:30:16.000250", "2026-03-01 12:30:15.000251",
         "2026-03-01 12:30:15.000250"]
+
+
+def test_sqlite_binds_none_and_bools_as_it_does_without_adapters(tmp_path: Path) -> None:
+    """A SQLite engine registers adapters for None and bools (the failed lookup of
+    sqlite3's own fallback is costly); they bind NULL, 1 and 0, as sqlite3 does."""
+    engine = db.create_db_engine(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)] is db._null
+    assert sqlite3.adapters[(bool, sqlite3.PrepareProtocol)] is int
+    with engine.connect() as conn:
+        got = conn.exec_driver_sql("SELECT typeof(?), ?, typeof(?), ?, typeof(?), ?",
+                                   (None, None, True, True, False, False)).one()
+    assert tuple(got) == ("null", None, "integer", 1, "integer", 0)
+    engine.dispose()
+
+
+def test_an_applications_own_sqlite_adapter_stays(tmp_path: Path) -> None:
+    key = (bool, sqlite3.PrepareProtocol)
+    before = sqlite3.adapters.pop(key, None)
+
+    def yes_no(value: bool) -> str:
+        return "yes" if value else "no"
+
+    sqlite3.register_adapter(bool, yes_no)
+    try:
+        engine = db.create_db_engine(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+        assert sqlite3.adapters[key] is yes_no
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT ?", (True,)).scalar() == "yes"
+        engine.dispose()
+    finally:
+        sqlite3.adapters.pop(key, None)
+        if before is not None:
+            sqlite3.adapters[key] = before
 
 
 def test_batch_rows_without_some_columns_store_null_there(database_url: str) -> None:
