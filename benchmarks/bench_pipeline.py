@@ -122,7 +122,9 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
     helper_state = h.get("sentiment_helper")
     print("sentiment: " + ("in the writer's thread" if helper_state is None else
                            f"in a helper process (started {helper_state['started']}, "
-                           f"failures {helper_state['failures']})"))
+                           f"failures {helper_state['failures']}); the writer's thread "
+                           f"spent {helper_state['sending_s']:.2f} s handing it texts and "
+                           f"{helper_state['answers_s']:.2f} s getting its answers"))
     print(f"elapsed: {elapsed:.1f} s")
     print(f"throughput: {events / elapsed:,.0f} events/s   target: 10,000 or more")
     print(f"peak memory: {rss_mib():.0f} MiB resident (was {before:.0f} MiB before the run)"

@@ -368,7 +368,8 @@ class Analytics:
             health["sentiment_helper"] = {
                 "running": helper.proc is not None and helper.proc.poll() is None,
                 "started": helper.started, "failures": helper.failures_total,
-                "given_up": not helper.active}
+                "given_up": not helper.active, "sending_s": round(helper.sending_s, 3),
+                "answers_s": round(helper.answers_s, 3)}
         d = self.delivery_counters
         health["deliveries"] = {"sent": d.sent, "failed": d.failed, "forbidden": d.forbidden,
                                 "skipped": d.skipped, "flood_waits": d.flood_waits,

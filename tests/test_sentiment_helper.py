@@ -69,6 +69,39 @@ def test_answers_pair_with_their_requests(helper: VaderProcess) -> None:
     assert first is not None
 
 
+def _pipe_can_widen() -> bool:
+    try:
+        import fcntl
+
+        return hasattr(fcntl, "F_SETPIPE_SZ") and int(
+            Path("/proc/sys/fs/pipe-max-size").read_text()) >= sentiment.PIPE_BYTES
+    except (ImportError, OSError, ValueError):
+        return False
+
+
+@pytest.mark.skipif(not _pipe_can_widen(), reason="pipes cannot be widened here")
+def test_parts_are_sent_while_the_helper_is_busy() -> None:
+    """A writer reads a batch faster than VADER scores it: the pipe to the helper holds
+    far more than one part, so sending the parts does not wait for the helper to take
+    them. Here the helper is stopped while 40 parts (about 400 KB, six times a default
+    pipe) are sent, with a timeout shorter than a wait for it."""
+    helper = VaderProcess(timeout=2)
+    try:
+        assert helper.scores(["fine"], ["en"]) == expected(["fine"])  # it runs
+        assert helper.proc is not None
+        texts = [ENGLISH[i % 6] for i in range(250)]
+        os.kill(helper.proc.pid, signal.SIGSTOP)
+        try:
+            pending = [helper.start(texts, ["en"] * len(texts)) for _ in range(40)]
+            assert helper.failures_total == 0  # no send timed out
+        finally:
+            os.kill(helper.proc.pid, signal.SIGCONT)
+        assert all(p() == expected(texts) for p in pending)
+        assert helper.failures_total == 0 and helper.started == 1
+    finally:
+        helper.close()
+
+
 def test_a_dead_helper_is_replaced_and_the_batch_still_scored(
         helper: VaderProcess, caplog: pytest.LogCaptureFixture) -> None:
     assert helper.scores(["good"], ["en"]) == expected(["good"])
@@ -152,8 +185,12 @@ async def test_stored_sentiment_either_way(database_url: str, tmp_path: Path,
     assert [r.sentiment for r in got] == ["positive", "negative", "neutral", None]
     if helper_process:
         assert isinstance(helper, VaderProcess)
-        assert health["sentiment_helper"] == {"running": True, "started": 1, "failures": 0,
-                                              "given_up": False}
+        state = health["sentiment_helper"]
+        spent = (state.pop("sending_s"), state.pop("answers_s"))
+        assert state == {"running": True, "started": 1, "failures": 0, "given_up": False}
+        # One request went out and its answer came back, each taking some time.
+        assert spent == (round(helper.sending_s, 3), round(helper.answers_s, 3))
+        assert 0 < helper.sending_s < 30 and 0 < helper.answers_s < 30
         assert helper.proc is None  # closing the plugin ended it
     else:
         assert not isinstance(helper, VaderProcess) and "sentiment_helper" not in health

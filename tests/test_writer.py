@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,72 @@ async def test_a_backlog_is_taken_in_batches_up_to_max_batch(tmp_path: Path) -> 
     await a.close()
     assert sizes == [20, 20, 5]
     assert stored_ids(url) == list(range(45))
+
+
+async def test_with_a_backlog_a_batch_is_stored_once_the_next_is_read(
+        tmp_path: Path) -> None:
+    """While a full batch waits behind the one being read, that one is stored only after
+    the next is prepared (its texts are scored meanwhile); the batches are still stored
+    in the order they were taken, and one with nothing behind it is stored at once."""
+    url = f"sqlite:///{tmp_path / 'b.sqlite3'}"
+    a = Analytics(make_settings(url, tmp_path, writer={"flush_at": 10, "max_batch": 20,
+                                                       "flush_interval": 30}))
+    steps: list[tuple[str, int]] = []
+    real_prepare, real_write = a.writer._prepare, a._write_batch
+
+    def prepare(items: list[Any]) -> PreparedBatch:
+        steps.append(("prepare", items[0].update_id))
+        return real_prepare(items)
+
+    def write(batch: PreparedBatch) -> None:
+        steps.append(("store", batch.interactions[0]["update_id"]))
+        real_write(batch)
+
+    a.writer._prepare, a.writer._write = prepare, write  # type: ignore[method-assign]
+    for i in range(45):  # queued without yielding: a backlog
+        a.writer.put(event(i))
+    assert await a.flush(10)
+    assert a.health()["written"] == 45
+    a.writer.put(event(45))  # no backlog: stored as soon as it is read
+    assert await a.flush(10)
+    await a.close()
+    assert steps == [("prepare", 0), ("prepare", 20), ("store", 0), ("store", 20),
+                     ("prepare", 40), ("store", 40), ("prepare", 45), ("store", 45)]
+    assert stored_ids(url) == list(range(46))
+
+
+async def test_a_batch_held_back_is_stored_when_the_writer_is_cancelled(
+        tmp_path: Path) -> None:
+    """The event loop may cancel the writer's task (asyncio.run ending without close())
+    while its thread holds a batch back: that batch is stored all the same."""
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    a = Analytics(make_settings(url, tmp_path, writer={"flush_at": 10, "max_batch": 20,
+                                                       "flush_interval": 30}))
+    steps: list[int] = []
+    real_prepare, real_write = a.writer._prepare, a._write_batch
+
+    def prepare(items: list[Any]) -> PreparedBatch:
+        steps.append(items[0].update_id)
+        return real_prepare(items)
+
+    def slow_write(batch: PreparedBatch) -> None:
+        time.sleep(0.3)
+        real_write(batch)
+
+    a.writer._prepare, a.writer._write = prepare, slow_write  # type: ignore[method-assign]
+    for i in range(65):
+        a.writer.put(event(i))
+    # The thread has prepared the second batch and stores the first; it will hold the
+    # second back, as 25 items wait behind it.
+    await asyncio.wait_for(_until(lambda: steps == [0, 20]), 10)
+    task = a.writer._task
+    assert task is not None
+    task.cancel()
+    await asyncio.wait([task])
+    await a.writer.run_in_worker(lambda: None)  # what the thread was handed is done
+    assert stored_ids(url) == list(range(40))
+    await a.close()  # the rest is spooled, as the writer no longer runs
+    assert a.health()["spooled"] == 25
 
 
 async def test_full_queue_drops_and_counts(tmp_path: Path) -> None:

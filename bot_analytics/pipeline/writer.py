@@ -160,6 +160,8 @@ class Writer:
         self._buf: deque[Item] = deque()
         self._settled = 0  # items taken from the buffer and fully handled
         self._taken = 0
+        #: A prepared batch held back unstored; only the writer's thread touches it.
+        self._held: PreparedBatch | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -259,10 +261,10 @@ class Writer:
         if self._task is not None:
             assert self._wake is not None
             self._wake.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 5)
-            except TimeoutError:
+            done, _ = await asyncio.wait([self._task], timeout=5)
+            if not done:
                 self._task.cancel()
+                await asyncio.wait([self._task])  # its last step hands the thread work
             self._task = None
         if self._buf:
             # Shutdown ran out of time: keep the rest on disk rather than lose it.
@@ -285,28 +287,39 @@ class Writer:
             await loop.run_in_executor(self._executor, self._ensure_store)
         except Exception as error:
             self._note_error("preparing the database", error)
-        while True:
-            if len(self._buf) < self.flush_at and not self._closing:
+        held = 0  # items whose batch the thread holds back unstored (_advance())
+        try:
+            while True:
+                if not held and len(self._buf) < self.flush_at and not self._closing:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                    except TimeoutError:
+                        pass
+                self._wake.clear()
+                n = min(len(self._buf), self.max_batch)
+                batch = [self._buf.popleft() for _ in range(n)]
+                self._taken += n
+                settled, held = n + held, 0
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.flush_interval)
-                except TimeoutError:
-                    pass
-            self._wake.clear()
-            n = min(len(self._buf), self.max_batch)
-            batch = [self._buf.popleft() for _ in range(n)]
-            self._taken += n
-            try:
-                if batch:
-                    await loop.run_in_executor(self._executor, self._process, batch)
-                elif self.spool and time.monotonic() >= self._next_replay:
-                    await loop.run_in_executor(self._executor, self._replay)
-            except Exception as error:  # pragma: no cover - _process never raises
-                self._note_error("writing a batch", error)
-            finally:
-                self._settled += n
-                self._progress.set()
-            if self._closing and not self._buf:
-                return
+                    if batch or settled:
+                        if await loop.run_in_executor(self._executor, self._advance, batch):
+                            settled, held = settled - n, n
+                    elif self.spool and time.monotonic() >= self._next_replay:
+                        await loop.run_in_executor(self._executor, self._replay)
+                except Exception as error:  # pragma: no cover - _advance never raises
+                    self._note_error("writing a batch", error)
+                finally:
+                    self._settled += settled
+                    self._progress.set()
+                if self._closing and not self._buf and not held:
+                    return
+        finally:
+            if self._executor is not None:
+                # Cancelled (a shutdown out of time, or the event loop ending without
+                # close()): a batch the thread holds back, or is about to, is stored
+                # before anything handed to the thread after this.
+                self._executor.submit(self._store_held)
+                self._settled += held
 
     # -- worker thread -----------------------------------------------------------------
     def _note_error(self, what: str, error: BaseException) -> None:
@@ -383,8 +396,29 @@ class Writer:
             self.counters.rejected += len(items)
             return PreparedBatch()
 
-    def _process(self, items: list[Item]) -> None:
-        batch = self._prepare(items)
+    def _advance(self, items: list[Item]) -> bool:
+        """Prepare ``items``, then store the batch held back before them, if any. While a
+        full batch waits in the queue behind ``items``, their batch is held back in turn,
+        to be stored once the next one is prepared (True is returned): its texts are
+        scored by the sentiment helper process meanwhile, where storing it at once would
+        first wait for the scores. Otherwise it is stored too. Batches are stored in the
+        order they were taken."""
+        batch = self._prepare(items) if items else None
+        self._store_held()
+        if batch is None:
+            return False
+        if len(self._buf) >= self.flush_at and not self._closing:
+            self._held = batch
+            return True
+        self._process_prepared(batch)
+        return False
+
+    def _store_held(self) -> None:
+        batch, self._held = self._held, None
+        if batch is not None:
+            self._process_prepared(batch)
+
+    def _process_prepared(self, batch: PreparedBatch) -> None:
         try:
             self._store(batch)
         finally:
