@@ -191,3 +191,22 @@ def test_rules_match_as_their_regular_expressions_do(text: str) -> None:
 def test_without_a_model_unmatched_text_is_unknown() -> None:
     d = DefaultIntentDetector({}, {})
     assert d.detect([ev("what's up")]) == [Prediction("unknown", 0.0)]
+
+
+def test_certain_predictions_are_shared_per_label() -> None:
+    """A batch's predictions of commands, rules and media are one object per label, not
+    one per event; the values are those a new Prediction would have."""
+    d = DefaultIntentDetector({"greeting": IntentRule(keywords=["hi"])}, {})
+    events = [ev("hi there"), ev("/help", command="/help"), ev("hi again"), ev(None),
+              ev("/help me", command="/help"), ev("nothing"), ev("no idea")]
+    got = d.detect(events)
+    assert got == [Prediction("greeting", 1.0), Prediction("/help", 1.0),
+                   Prediction("greeting", 1.0), Prediction("media", 1.0),
+                   Prediction("/help", 1.0), Prediction("unknown", 0.0),
+                   Prediction("unknown", 0.0)]
+    assert got[0] is got[2] and got[1] is got[4] and got[5] is got[6]
+    assert d.detect([ev("hi")])[0] is got[0]  # and from one batch to the next
+    for i in range(5000):  # commands are whatever people type: the kept ones are bounded
+        d.detect([ev(f"/c{i}", command=f"/c{i}")])
+    assert len(d._certain) <= 4096
+    assert d.detect([ev("hi")]) == [Prediction("greeting", 1.0)]

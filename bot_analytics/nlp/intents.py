@@ -102,6 +102,21 @@ class DefaultIntentDetector:
         self._prefixes = sorted((callback_prefixes or {}).items(), key=lambda kv: -len(kv[0]))
         self.model = model
         self.unknown_label = unknown_label
+        # The predictions of commands, rules, callbacks and media carry a label with
+        # certainty: one shared (immutable) Prediction per label rather than a new
+        # object an event. A batch's new tuples live until it is stored, long enough for
+        # the garbage collector to move them to its oldest generation, and what it moves
+        # there brings on full collections, which stop the whole process.
+        self._certain: dict[str, Prediction] = {}
+        self._unknown = Prediction(unknown_label, 0.0)
+
+    def _sure(self, label: str) -> Prediction:
+        prediction = self._certain.get(label)
+        if prediction is None:
+            if len(self._certain) >= 4096:  # commands are whatever people type
+                self._certain.clear()
+            prediction = self._certain[label] = Prediction(label, 1.0)
+        return prediction
 
     def _callback_intent(self, data: str | None) -> str:
         if data:
@@ -115,21 +130,21 @@ class DefaultIntentDetector:
         for_model: list[int] = []
         for i, ev in enumerate(events):
             if ev.command:
-                out[i] = Prediction(ev.command, 1.0)
+                out[i] = self._sure(ev.command)
             elif ev.event_type == "callback_query":
-                out[i] = Prediction(self._callback_intent(ev.callback_data), 1.0)
+                out[i] = self._sure(self._callback_intent(ev.callback_data))
             elif ev.event_type in EVENT_TYPE_INTENTS:
-                out[i] = Prediction(EVENT_TYPE_INTENTS[ev.event_type], 1.0)
+                out[i] = self._sure(EVENT_TYPE_INTENTS[ev.event_type])
             elif not ev.text or not ev.text.strip():
-                out[i] = Prediction(MEDIA_INTENT, 1.0)
+                out[i] = self._sure(MEDIA_INTENT)
             else:
                 ruled = self.rules.match(ev.text) if self.rules else None
                 if ruled is not None:
-                    out[i] = Prediction(ruled, 1.0)
+                    out[i] = self._sure(ruled)
                 elif self.model is not None:
                     for_model.append(i)
                 else:
-                    out[i] = Prediction(self.unknown_label, 0.0)
+                    out[i] = self._unknown
         if for_model and self.model is not None:
             preds = self.model.predict([events[i].text or "" for i in for_model])
             for i, pred in zip(for_model, preds, strict=True):

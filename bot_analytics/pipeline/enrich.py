@@ -289,7 +289,10 @@ class Enricher:
         rest = [e for e in interactions if id(e) not in covered]
         if rest and (more := self.start_sentiments(rest)).ids:
             pending.append(more)
-        rows: list[tuple[dict[str, Any], int]] = []
+        # Each row and the id of its event, in two lists rather than a pair a row: see
+        # DefaultIntentDetector for why a batch makes as few tuples as it can.
+        rows: list[dict[str, Any]] = []
+        row_events: list[int] = []
         if interactions:
             intents = self._intents(interactions)
             for ev, pred in zip(interactions, intents, strict=True):
@@ -319,7 +322,8 @@ class Enricher:
                         "monetization_event": False,
                     }
                     batch.interactions.append(row)
-                    rows.append((row, id(ev)))
+                    rows.append(row)
+                    row_events.append(id(ev))
                     touch(ev.tenant_id, ev.bot_id, member, ev.ts, lang, payload)
                     if is_start:
                         batch.member_events.append({
@@ -337,7 +341,7 @@ class Enricher:
                 scores.update(p.collect())
             # Each scored event is kept alive by its request, so no other event can have
             # taken its id since the rows were built.
-            for row, key in rows:
+            for row, key in zip(rows, row_events, strict=True):
                 score = scores.get(key)
                 if score is not None:
                     row["sentiment"] = label_for(score)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -97,12 +98,14 @@ class Sessionizer:
         pending: dict[SessionKey, tuple[str, datetime]] = {}
         if not rows:
             return pending
-        ordered = sorted(rows, key=lambda r: r["ts"])
-        keyed = [((r["tenant_id"], r["bot_id"], session_chat(r["chat_id"], r["member_id"]),
-                   r["member_id"]), r) for r in ordered]
-        missing = {k for k, _ in keyed if k not in self._cache}
+        ordered = sorted(rows, key=itemgetter("ts"))
+        # The keys in a list of their own, not paired with their rows: see
+        # DefaultIntentDetector for why a batch makes as few tuples as it can.
+        keys = [(r["tenant_id"], r["bot_id"], session_chat(r["chat_id"], r["member_id"]),
+                 r["member_id"]) for r in ordered]
+        missing = {k for k in keys if k not in self._cache}
         known = self._recent(conn, ordered, missing) if missing else {}
-        for key, row in keyed:
+        for key, row in zip(keys, ordered, strict=True):
             ts = row["ts"]
             state = pending.get(key) or self._cache.get(key) or known.get(key)
             if state is not None and ts - state[1] <= self.timeout:
