@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import random
 import resource
 import shutil
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 from aiogram.types import Update
+from bench_gc import Collections
 
 from bot_analytics import Analytics
 from bot_analytics.config import parse_settings
@@ -73,29 +73,6 @@ def captured(events: int) -> list[Captured]:
                      0.5, 1, False, None) for i in range(events)]
 
 
-class Collections:
-    """The garbage collections of each generation, and the seconds they took, while
-    counting: the collector stops every thread while it runs."""
-
-    def __init__(self) -> None:
-        self.counts = [0, 0, 0]
-        self.seconds = [0.0, 0.0, 0.0]
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            generation = info["generation"]
-            self.counts[generation] += 1
-            self.seconds[generation] += time.perf_counter() - self._started
-
-    def __str__(self) -> str:
-        return ", ".join(f"{name} {n:,} ({s:.2f} s)" for name, n, s in
-                         zip(("young", "middle", "full"), self.counts, self.seconds,
-                             strict=True))
-
-
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -129,7 +106,7 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
     before = rss_mib()
     writer = analytics.writer
     collections = Collections()
-    gc.callbacks.append(collections)
+    collections.recording = True
     start = time.perf_counter()
     for i, record in enumerate(records):
         while len(writer._buf) >= writer.maxsize - 1:
@@ -139,7 +116,8 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
             await asyncio.sleep(0)  # a bot's loop waits on the network between updates
     assert await analytics.flush(600)
     elapsed = time.perf_counter() - start
-    gc.callbacks.remove(collections)
+    collections.stop()
+    counts, seconds = collections.by_generation()
     h = analytics.health()
     helper_mib = helper_peak_mib(analytics)
     await analytics.close()
@@ -154,7 +132,9 @@ async def run(events: int, url: str | None, flush_at: int = 500, max_batch: int 
                            f"failures {helper_state['failures']}); the writer's thread "
                            f"spent {helper_state['sending_s']:.2f} s handing it texts and "
                            f"{helper_state['answers_s']:.2f} s getting its answers"))
-    print(f"elapsed: {elapsed:.1f} s; garbage collections meanwhile: {collections}")
+    gcs = ", ".join(f"{name} {n:,} ({took:.2f} s)" for name, n, took in
+                    zip(("young", "middle", "full"), counts, seconds, strict=True))
+    print(f"elapsed: {elapsed:.1f} s; garbage collections meanwhile: {gcs}")
     print(f"throughput: {events / elapsed:,.0f} events/s   target: 10,000 or more")
     print(f"peak memory: {rss_mib():.0f} MiB resident (was {before:.0f} MiB before the run)"
           + ("" if helper_mib is None else f"; the helper process: {helper_mib:.0f} MiB"))
