@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bot_analytics.config import IntentRule
 from bot_analytics.events import InteractionEvent
-from bot_analytics.nlp.intents import DefaultIntentDetector, Prediction, RuleSet
+from bot_analytics.nlp.intents import DefaultIntentDetector, Prediction, RuleSet, certain
 from bot_analytics.nlp.redact import clean_text, iban_valid, luhn_valid, redact
 from bot_analytics.nlp.sentiment import VaderAnalyzer, label_for, mostly_latin
 
@@ -208,5 +208,5 @@ def test_certain_predictions_are_shared_per_label() -> None:
     assert d.detect([ev("hi")])[0] is got[0]  # and from one batch to the next
     for i in range(5000):  # commands are whatever people type: the kept ones are bounded
         d.detect([ev(f"/c{i}", command=f"/c{i}")])
-    assert len(d._certain) <= 4096
+    assert certain.cache_info().currsize <= 4096
     assert d.detect([ev("hi")]) == [Prediction("greeting", 1.0)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import NamedTuple, Protocol
 
 from ..config import IntentRule
@@ -31,6 +32,16 @@ class Prediction(NamedTuple):
 
     intent: str
     confidence: float
+
+
+@lru_cache(maxsize=4096)  # commands are whatever people type
+def certain(label: str) -> Prediction:
+    """The prediction of ``label`` with certainty (commands, rules, callbacks, media):
+    one shared, immutable object per label rather than a new one an event. A batch's new
+    tuples live until it is stored, long enough for the garbage collector to move them
+    to its oldest generation, and what it moves there brings on full collections, which
+    stop the whole process."""
+    return Prediction(label, 1.0)
 
 
 class TextIntentModel(Protocol):
@@ -102,21 +113,7 @@ class DefaultIntentDetector:
         self._prefixes = sorted((callback_prefixes or {}).items(), key=lambda kv: -len(kv[0]))
         self.model = model
         self.unknown_label = unknown_label
-        # The predictions of commands, rules, callbacks and media carry a label with
-        # certainty: one shared (immutable) Prediction per label rather than a new
-        # object an event. A batch's new tuples live until it is stored, long enough for
-        # the garbage collector to move them to its oldest generation, and what it moves
-        # there brings on full collections, which stop the whole process.
-        self._certain: dict[str, Prediction] = {}
-        self._unknown = Prediction(unknown_label, 0.0)
-
-    def _sure(self, label: str) -> Prediction:
-        prediction = self._certain.get(label)
-        if prediction is None:
-            if len(self._certain) >= 4096:  # commands are whatever people type
-                self._certain.clear()
-            prediction = self._certain[label] = Prediction(label, 1.0)
-        return prediction
+        self._unknown = Prediction(unknown_label, 0.0)  # shared, as certain() ones are
 
     def _callback_intent(self, data: str | None) -> str:
         if data:
@@ -130,17 +127,17 @@ class DefaultIntentDetector:
         for_model: list[int] = []
         for i, ev in enumerate(events):
             if ev.command:
-                out[i] = self._sure(ev.command)
+                out[i] = certain(ev.command)
             elif ev.event_type == "callback_query":
-                out[i] = self._sure(self._callback_intent(ev.callback_data))
+                out[i] = certain(self._callback_intent(ev.callback_data))
             elif ev.event_type in EVENT_TYPE_INTENTS:
-                out[i] = self._sure(EVENT_TYPE_INTENTS[ev.event_type])
+                out[i] = certain(EVENT_TYPE_INTENTS[ev.event_type])
             elif not ev.text or not ev.text.strip():
-                out[i] = self._sure(MEDIA_INTENT)
+                out[i] = certain(MEDIA_INTENT)
             else:
                 ruled = self.rules.match(ev.text) if self.rules else None
                 if ruled is not None:
-                    out[i] = self._sure(ruled)
+                    out[i] = certain(ruled)
                 elif self.model is not None:
                     for_model.append(i)
                 else:

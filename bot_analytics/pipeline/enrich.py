@@ -290,7 +290,7 @@ class Enricher:
         if rest and (more := self.start_sentiments(rest)).ids:
             pending.append(more)
         # Each row and the id of its event, in two lists rather than a pair a row: see
-        # DefaultIntentDetector for why a batch makes as few tuples as it can.
+        # nlp.intents.certain() for why a batch makes as few tuples as it can.
         rows: list[dict[str, Any]] = []
         row_events: list[int] = []
         if interactions:

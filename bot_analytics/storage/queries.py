@@ -100,7 +100,7 @@ class Sessionizer:
             return pending
         ordered = sorted(rows, key=itemgetter("ts"))
         # The keys in a list of their own, not paired with their rows: see
-        # DefaultIntentDetector for why a batch makes as few tuples as it can.
+        # nlp.intents.certain() for why a batch makes as few tuples as it can.
         keys = [(r["tenant_id"], r["bot_id"], session_chat(r["chat_id"], r["member_id"]),
                  r["member_id"]) for r in ordered]
         missing = {k for k in keys if k not in self._cache}
